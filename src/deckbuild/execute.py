@@ -1,0 +1,169 @@
+"""Stage 4: run every code card's snippet and bake what it printed into the note.
+
+Phones run no add-ons, so the output a learner sees on AnkiDroid or AnkiMobile is the one
+made here. Snippets run in one warm worker (:mod:`deckbuild.runner`): torch is imported once
+per build, not once per snippet. Outputs are cached by a hash of the snippet and everything
+that can change what it prints (Python, torch and numpy versions, the runner's version, the
+output cap), so an unchanged snippet never runs twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import platform
+import sys
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from tqdm import tqdm
+
+from deckbuild.errors import Diagnostic, Location, Severity
+from deckbuild.model import Card, CodeOutput, Kind
+from deckbuild.runner import RUNNER_VERSION, RunResult, Worker, WorkerError
+
+MAX_OUTPUT_BYTES = 65536
+CACHE_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class ExecuteStats:
+    """How many snippets ran, came from the cache, and failed."""
+
+    run: int = 0
+    cached: int = 0
+    failed: int = 0
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "absent"
+
+
+def cache_key(code: str, python: str) -> str:
+    """Return the cache key (hex SHA-256) of a snippet run by interpreter ``python``."""
+    parts = {
+        "format": CACHE_FORMAT,
+        "code": code,
+        "python": python,
+        "python_version": platform.python_version() if python == sys.executable else python,
+        "torch": _version("torch"),
+        "numpy": _version("numpy"),
+        "runner": RUNNER_VERSION,
+        "max_output_bytes": MAX_OUTPUT_BYTES,
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def output_html(result: RunResult) -> str:
+    """Render a run's stdout, stderr and exception as separate ``<pre>`` blocks.
+
+    No path, timing or host name goes into the note: notes sync to other devices and the
+    same sources must give the same package.
+    """
+    parts = []
+    if result.stdout:
+        parts.append(f'<pre class="stdout">{html.escape(result.stdout)}</pre>')
+    if result.stderr:
+        parts.append(f'<pre class="stderr">{html.escape(result.stderr)}</pre>')
+    if result.error:
+        parts.append(f'<pre class="exception">{html.escape(result.error)}</pre>')
+    if result.timed_out:
+        parts.append('<pre class="exception">Timed out.</pre>')
+    if not parts:
+        parts.append('<pre class="stdout">(no output)</pre>')
+    meta = f"Python {result.python}" + (f" · torch {result.torch}" if result.torch else "")
+    return f'<div class="db-run">{"".join(parts)}<div class="db-run-meta">{html.escape(meta)}</div></div>'
+
+
+def _problem(card: Card, result: RunResult) -> str | None:
+    """Return what is wrong with a run of ``card``'s snippet, or ``None``."""
+    if result.timed_out:
+        return f"code card '{card.id}' timed out after {card.timeout:g} s"
+    if result.error and not card.expect_error:
+        summary = result.error.strip().splitlines()[-1] if result.error.strip() else "an exception"
+        return f"code card '{card.id}' raised {summary}"
+    if card.expect_error and not result.error:
+        return f"code card '{card.id}' has 'expect_error: true' but ran without an error"
+    return None
+
+
+def _error_location(card: Card, result: RunResult) -> Location:
+    assert card.code is not None
+    if result.error_line and card.code.block:
+        return Location(card.code.location.path, card.code.location.line + result.error_line - 1)
+    return card.code.location
+
+
+def execute(
+    cards: list[Card],
+    *,
+    cache_dir: Path | None,
+    python: str = sys.executable,
+    progress: bool | None = None,
+) -> tuple[dict[str, CodeOutput], list[Diagnostic], ExecuteStats]:
+    """Run the snippet of every code card in ``cards``.
+
+    ``cache_dir`` holds outputs between builds (``None``: no cache); ``progress`` shows a
+    progress bar (``None``: only on a terminal). Returns outputs by card id, problems
+    (a snippet that raised, timed out, or printed nothing) and counts.
+    """
+    code_cards = [c for c in cards if c.kind is Kind.CODE and c.code is not None]
+    outputs: dict[str, CodeOutput] = {}
+    problems: list[Diagnostic] = []
+    to_run: list[tuple[Card, str]] = []
+    cached = 0
+    for card in code_cards:
+        key = cache_key(card.code.value, python)
+        entry = _read_cache(cache_dir, key)
+        if entry is not None:
+            outputs[card.id] = CodeOutput(card.id, entry, cached=True)
+            cached += 1
+        else:
+            to_run.append((card, key))
+    failed = 0
+    if to_run:
+        try:
+            with Worker(python, max_output_bytes=MAX_OUTPUT_BYTES) as worker:
+                for card, key in tqdm(to_run, desc="running snippets", unit="snippet", disable=None if progress is None else not progress, file=sys.stderr):
+                    result = worker.run(card.code.value, timeout=card.timeout)
+                    problem = _problem(card, result)
+                    if problem:
+                        failed += 1
+                        problems.append(Diagnostic(_error_location(card, result), Severity.ERROR, problem))
+                        continue
+                    if not (result.stdout or result.stderr or result.error):
+                        problems.append(Diagnostic(card.code.location, Severity.WARNING, f"code card '{card.id}' printed nothing"))
+                    rendered = output_html(result)
+                    outputs[card.id] = CodeOutput(card.id, rendered, cached=False, seconds=result.seconds)
+                    _write_cache(cache_dir, key, rendered)
+        except WorkerError as exc:
+            problems.append(Diagnostic(None, Severity.ERROR, f"cannot run code cards with {python}: {exc}"))
+            failed = len(to_run)
+    return outputs, problems, ExecuteStats(run=len(to_run), cached=cached, failed=failed)
+
+
+def _read_cache(cache_dir: Path | None, key: str) -> str | None:
+    if cache_dir is None:
+        return None
+    try:
+        return json.loads((cache_dir / "outputs" / f"{key}.json").read_text(encoding="utf-8"))["html"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _write_cache(cache_dir: Path | None, key: str, rendered: str) -> None:
+    if cache_dir is None:
+        return
+    folder = cache_dir / "outputs"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        temp = folder / f".{key}.tmp"
+        temp.write_text(json.dumps({"html": rendered}), encoding="utf-8")
+        temp.replace(folder / f"{key}.json")
+    except OSError:
+        pass  # a cache that cannot be written only costs a re-run next time

@@ -1,0 +1,517 @@
+"""Stage 1: read card sources (YAML and Markdown) into :class:`~deckbuild.model.Card` records.
+
+Only this module reads source files. Both source forms are reduced to the same list of
+``(key, value, location)`` entries and go through one validator, so a card written in
+Markdown and the same card written in YAML give identical records. Every problem is
+collected as a :class:`~deckbuild.errors.Diagnostic`; nothing here raises on bad input.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+from deckbuild.errors import Diagnostic, Location, Severity
+from deckbuild.model import (
+    CODE_KEYS,
+    COMMON_KEYS,
+    DEFAULT_TIMEOUT,
+    REQUIRED_KEYS,
+    TEXT_KEYS,
+    Card,
+    Kind,
+    Text,
+)
+
+SOURCE_SUFFIXES = (".yaml", ".yml", ".md")
+SKIPPED_NAMES = {"README.md"}
+ID_RE = re.compile(r"[a-z0-9][a-z0-9-]*")
+FILE_KEYS = ("deck", "type", "tags", "cards")
+META_LINE_RE = re.compile(r"^([a-z_]+):(\s|$)")
+FENCE_RE = re.compile(r"^(`{3,}|~{3,})")
+
+
+@dataclass(frozen=True)
+class Value:
+    """A raw value from a source file and where it stands.
+
+    ``value`` is a ``str`` for scalars (the text as written), a ``list`` of :class:`Value`
+    for sequences, or ``None`` for a mapping (which no card key accepts).
+    """
+
+    value: Any
+    location: Location
+    block: bool = False
+
+
+Entry = tuple[str, Value, Location]  # key, value, location of the key
+
+
+def discover(paths: Iterable[Path]) -> tuple[list[Path], list[Diagnostic]]:
+    """Return the card source files under ``paths`` in a stable order.
+
+    A folder is searched recursively for ``*.yaml``, ``*.yml`` and ``*.md`` files, skipping
+    hidden entries and ``README.md``. A folder without sources, or a missing path, is an error.
+    """
+    files: list[Path] = []
+    problems: list[Diagnostic] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(
+                p
+                for p in path.rglob("*")
+                if p.suffix in SOURCE_SUFFIXES
+                and p.is_file()
+                and p.name not in SKIPPED_NAMES
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
+            if not found:
+                problems.append(_error(Location(path), "no card sources (*.yaml, *.yml, *.md) in this folder"))
+            files += found
+        elif path.is_file():
+            files.append(path)
+        else:
+            problems.append(_error(Location(path), "no such file or folder"))
+    return list(dict.fromkeys(files)), problems
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """The result of loading: cards in file order, every problem found, and the files read.
+
+    ``newest_mtime`` is the latest modification time of those files (whole seconds since
+    the epoch, 0 without files): it only grows when a source changes.
+    """
+
+    cards: list[Card]
+    problems: list[Diagnostic]
+    files: list[Path]
+    newest_mtime: int
+
+
+def load(paths: Iterable[Path]) -> Loaded:
+    """Load every card under ``paths`` (files or folders).
+
+    Cross-file checks (duplicate ids) are ``validate.py``'s job.
+    """
+    files, problems = discover(paths)
+    cards: list[Card] = []
+    newest = 0
+    for path in files:
+        file_cards, file_problems = load_file(path)
+        cards += file_cards
+        problems += file_problems
+        try:
+            newest = max(newest, int(path.stat().st_mtime))
+        except OSError:
+            pass
+    return Loaded(cards, problems, files, newest)
+
+
+def load_file(path: Path) -> tuple[list[Card], list[Diagnostic]]:
+    """Load one YAML or Markdown card file; see :func:`load`."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return [], [_error(Location(path), f"cannot read file: {exc.strerror}")]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        return [], [_error(Location(path, line, col), f"file is not UTF-8 (byte 0x{data[exc.start]:02x})")]
+    text = text.removeprefix("\ufeff")
+    if not text.strip():
+        return [], [_error(Location(path, 1), "file is empty")]
+    if path.suffix == ".md":
+        header, entries_per_card, problems = _parse_markdown(path, text)
+    else:
+        header, entries_per_card, problems = _parse_yaml(path, text)
+    if header is None:
+        return [], problems
+    return _build_cards(path, header, entries_per_card, problems)
+
+
+# --- YAML -------------------------------------------------------------------------------
+
+
+def _parse_yaml(path: Path, text: str, line_offset: int = 0):
+    """Parse a YAML card file into its header entries and the entries of each card."""
+    problems: list[Diagnostic] = []
+    root = _compose(path, text, line_offset, problems)
+    if root is None:
+        return None, [], problems
+    if not isinstance(root, yaml.MappingNode):
+        problems.append(_error(_loc(path, root, line_offset), "expected a mapping with 'deck' and 'cards' at the top"))
+        return None, [], problems
+    header = _mapping_entries(path, root, line_offset, problems)
+    cards_entry = next((e for e in header if e[0] == "cards"), None)
+    entries_per_card: list[tuple[Location, list[Entry]]] = []
+    if cards_entry is not None:
+        node = cards_entry[1].value
+        if not isinstance(node, yaml.SequenceNode) or not node.value:
+            problems.append(_error(cards_entry[2], "'cards' must be a non-empty list of cards"))
+        else:
+            for item in node.value:
+                if not isinstance(item, yaml.MappingNode):
+                    problems.append(_error(_loc(path, item, line_offset), "each card must be a mapping of keys to values"))
+                    continue
+                entries_per_card.append((_loc(path, item, line_offset), _mapping_entries(path, item, line_offset, problems)))
+    header = [(k, v, loc) for k, v, loc in header if k != "cards"]
+    if cards_entry is None:
+        problems.append(_error(Location(path, 1), "missing key 'cards' (the list of cards)"))
+    return [(k, _to_value(path, v.value, line_offset), loc) for k, v, loc in header], [
+        (loc, [(k, _to_value(path, v.value, line_offset), kloc) for k, v, kloc in entries]) for loc, entries in entries_per_card
+    ], problems
+
+
+def _compose(path: Path, text: str, line_offset: int, problems: list[Diagnostic]):
+    """Compose a YAML document into a node tree, recording syntax errors."""
+    try:
+        return yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        loc = Location(path, mark.line + 1 + line_offset, mark.column + 1) if mark else Location(path)
+        message = " ".join(str(part) for part in (exc.context, exc.problem) if part)
+        problems.append(_error(loc, f"YAML syntax error: {message}"))
+    except yaml.YAMLError as exc:
+        problems.append(_error(Location(path), f"YAML error: {exc}"))
+    return None
+
+
+def _loc(path: Path, node: yaml.Node, line_offset: int) -> Location:
+    return Location(path, node.start_mark.line + 1 + line_offset, node.start_mark.column + 1)
+
+
+@dataclass(frozen=True)
+class _NodeValue:
+    value: yaml.Node
+
+
+def _mapping_entries(path: Path, node: yaml.MappingNode, line_offset: int, problems: list[Diagnostic]):
+    """Return ``(key, node, location)`` for each key of a mapping node; flag duplicates."""
+    seen: dict[str, Location] = {}
+    entries = []
+    for key_node, value_node in node.value:
+        loc = _loc(path, key_node, line_offset)
+        if not isinstance(key_node, yaml.ScalarNode):
+            problems.append(_error(loc, "keys must be plain names"))
+            continue
+        key = key_node.value
+        if key in seen:
+            problems.append(_error(loc, f"duplicate key '{key}' (first at line {seen[key].line})"))
+            continue
+        seen[key] = loc
+        entries.append((key, _NodeValue(value_node), loc))
+    return entries
+
+
+def _to_value(path: Path, node: yaml.Node, line_offset: int) -> Value:
+    """Turn a node into a :class:`Value`: scalars keep the text as written."""
+    loc = _loc(path, node, line_offset)
+    if isinstance(node, yaml.ScalarNode):
+        block = node.style in ("|", ">")
+        if block:
+            loc = Location(path, loc.line + 1, 1)
+        if node.tag == "tag:yaml.org,2002:null" and node.style is None and node.value in ("", "~", "null", "Null", "NULL"):
+            return Value("", loc, block)
+        return Value(node.value, loc, node.style == "|" or (node.style is None and "\n" not in node.value))
+    if isinstance(node, yaml.SequenceNode):
+        return Value([_to_value(path, item, line_offset) for item in node.value], loc)
+    return Value(None, loc)
+
+
+# --- Markdown -----------------------------------------------------------------------------
+
+
+def _parse_markdown(path: Path, text: str):
+    """Parse a Markdown card file: YAML front matter, then one card per ``##`` heading."""
+    problems: list[Diagnostic] = []
+    lines = text.split("\n")
+    if lines[0].rstrip() != "---":
+        problems.append(_error(Location(path, 1), "a Markdown card file must start with YAML front matter ('---')"))
+        return None, [], problems
+    end = next((i for i in range(1, len(lines)) if lines[i].rstrip() in ("---", "...")), None)
+    if end is None:
+        problems.append(_error(Location(path, 1), "front matter is not closed by a '---' line"))
+        return None, [], problems
+    header_text = "\n".join(lines[1:end])
+    header: list[Entry] = []
+    if header_text.strip():
+        root = _compose(path, header_text, 1, problems)
+        if root is None:
+            return None, [], problems
+        if not isinstance(root, yaml.MappingNode):
+            problems.append(_error(Location(path, 2), "front matter must be a mapping (deck, type, tags)"))
+            return None, [], problems
+        header = [(k, _to_value(path, v.value, 1), loc) for k, v, loc in _mapping_entries(path, root, 1, problems)]
+    for key, _, loc in header:
+        if key == "cards":
+            problems.append(_error(loc, "'cards' is not allowed in front matter: each '## ' heading is a card"))
+    header = [e for e in header if e[0] != "cards"]
+
+    sections = _split_headings(lines, end + 1, "## ")
+    if sections and sections[0][0] is None:
+        first, _, body = sections.pop(0)
+        for i, line in enumerate(body):
+            if line.strip():
+                problems.append(_error(Location(path, first + i + 1), "text before the first '## ' heading"))
+                break
+    if not sections:
+        problems.append(_error(Location(path, end + 2), "no cards: each card starts with a '## ' heading"))
+    cards = [_markdown_card(path, start, heading, body, problems) for start, heading, body in sections]
+    return header, cards, problems
+
+
+def _split_headings(lines: list[str], start: int, marker: str):
+    """Split ``lines[start:]`` at headings starting with ``marker``, outside fenced code.
+
+    Returns ``(index of the heading line or of the first line, heading text or None, body lines)``.
+    """
+    sections: list[tuple[int, str | None, list[str]]] = [(start, None, [])]
+    fence = None
+    for i in range(start, len(lines)):
+        line = lines[i]
+        match = FENCE_RE.match(line)
+        if match and (fence is None or match.group(1).startswith(fence)):
+            fence = match.group(1)[:3] if fence is None else None
+        if fence is None and line.startswith(marker):
+            sections.append((i, line[len(marker) :].strip(), []))
+        else:
+            sections[-1][2].append(line)
+    if sections[0][2] == [] or not any(line.strip() for line in sections[0][2]):
+        if len(sections) > 1 or not sections[0][2]:
+            sections.pop(0)
+    return sections
+
+
+def _markdown_card(path: Path, index: int, heading: str, body: list[str], problems: list[Diagnostic]):
+    """Turn one ``##`` section into card entries (the same shape the YAML form gives)."""
+    card_loc = Location(path, index + 1, 1)
+    entries: list[Entry] = [("q", Value(heading, Location(path, index + 1, 4)), card_loc)]
+    meta_len = 0
+    while meta_len < len(body) and META_LINE_RE.match(body[meta_len]):
+        meta_len += 1
+    if meta_len:
+        root = _compose(path, "\n".join(body[:meta_len]), index + 1, problems)
+        if isinstance(root, yaml.MappingNode):
+            for key, node, loc in _mapping_entries(path, root, index + 1, problems):
+                if key in TEXT_KEYS_ALL - {"topic"}:
+                    problems.append(_error(loc, f"'{key}' is a text field: write it as a '### {key}' section"))
+                    continue
+                entries.append((key, _to_value(path, node.value, index + 1), loc))
+    first_body = index + 1 + meta_len
+    for start, name, lines in _split_headings(body[meta_len:], 0, "### "):
+        line_no = first_body + start + (1 if name is not None else 0) + 1
+        key = "a" if name is None else re.sub(r"[\s-]+", "_", name.strip().lower())
+        value, line_no = _strip_blank(lines, line_no)
+        loc = Location(path, first_body + start + 1, 1)
+        if key == "code":
+            value, line_no, ok = _fenced_body(value, line_no)
+            if not ok:
+                problems.append(_error(loc, "a '### code' section must hold one fenced code block"))
+                continue
+        entries.append((key, Value(value, Location(path, line_no, 1), True), loc))
+    return card_loc, entries
+
+
+TEXT_KEYS_ALL = {k for keys in TEXT_KEYS.values() for k in keys}
+
+
+def _strip_blank(lines: list[str], line_no: int) -> tuple[str, int]:
+    """Drop leading and trailing blank lines; return the text and its first line number."""
+    while lines and not lines[0].strip():
+        lines = lines[1:]
+        line_no += 1
+    while lines and not lines[-1].strip():
+        lines = lines[:-1]
+    return "\n".join(lines), line_no
+
+
+def _fenced_body(text: str, line_no: int) -> tuple[str, int, bool]:
+    """Return the content of the single fenced block that ``text`` must be."""
+    lines = text.split("\n")
+    match = FENCE_RE.match(lines[0]) if lines else None
+    if not match or len(lines) < 2 or not lines[-1].strip().startswith(match.group(1)):
+        return text, line_no, False
+    return "\n".join(lines[1:-1]), line_no + 1, True
+
+
+# --- Shared validation of both forms ------------------------------------------------------------
+
+
+def _build_cards(path: Path, header: list[Entry], entries_per_card, problems: list[Diagnostic]):
+    """Check header and card entries and build :class:`Card` records."""
+    file_loc = Location(path, 1)
+    deck = None
+    default_kind = Kind.QA
+    file_tags: tuple[str, ...] = ()
+    for key, value, loc in header:
+        if key == "deck":
+            deck = _deck(value, problems)
+        elif key == "type":
+            default_kind = _kind(value, problems) or default_kind
+        elif key == "tags":
+            file_tags = _tags(value, problems)
+        else:
+            problems.append(_error(loc, f"unknown key '{key}' (a file has: {', '.join(FILE_KEYS)})"))
+    if not any(k == "deck" for k, _, _ in header):
+        problems.append(_error(file_loc, "missing key 'deck' (the Anki deck for these cards, e.g. 'Top::Sub')"))
+    cards = []
+    for card_loc, entries in entries_per_card:
+        card = _card(card_loc, entries, deck, default_kind, file_tags, problems)
+        if card is not None and deck is not None:
+            cards.append(card)
+    return cards, problems
+
+
+def _card(card_loc: Location, entries: list[Entry], deck, default_kind: Kind, file_tags, problems) -> Card | None:
+    """Validate one card's entries; return the card, or ``None`` if it has errors."""
+    before = len(problems)
+    values = {key: (value, loc) for key, value, loc in entries}
+    kind = default_kind
+    if "type" in values:
+        kind = _kind(values["type"][0], problems) or kind
+    card_id = None
+    if "id" not in values:
+        problems.append(_error(card_loc, "card has no 'id' (a unique name like 'my-card-1')"))
+    else:
+        id_value = values["id"][0]
+        card_id = _scalar(id_value, "id", problems)
+        if card_id is not None and not ID_RE.fullmatch(card_id):
+            problems.append(_error(id_value.location, f"bad id '{card_id}': use lowercase letters, digits and '-', starting with a letter or digit"))
+            card_id = None
+    name = f"card '{card_id}'" if card_id else "card"
+    allowed = set(COMMON_KEYS) | set(TEXT_KEYS[kind]) | (set(CODE_KEYS) if kind is Kind.CODE else set())
+    for key, value, loc in entries:
+        if key not in allowed:
+            problems.append(_error(loc, f"unknown key '{key}' for a {kind.value} card (allowed: {', '.join(sorted(allowed))})"))
+    for key in REQUIRED_KEYS[kind]:
+        if key not in values:
+            problems.append(_error(card_loc, f"{name} is missing '{key}'"))
+    texts: dict[str, Text] = {}
+    for key in TEXT_KEYS[kind]:
+        if key in values:
+            value, loc = values[key]
+            text = _scalar(value, key, problems)
+            if text is not None and not text.strip():
+                problems.append(_error(value.location, f"'{key}' is empty"))
+            elif text is not None:
+                texts[key] = Text(text, value.location, value.block)
+    if kind is Kind.PROBE and (("follow_up" in values) != ("follow_up_a" in values)):
+        problems.append(_error(card_loc, f"{name}: 'follow_up' and 'follow_up_a' go together"))
+    tags = file_tags + (_tags(values["tags"][0], problems) if "tags" in values else ())
+    source = _sources(values["source"][0], problems) if "source" in values else ()
+    timeout = DEFAULT_TIMEOUT
+    if "timeout" in values and kind is Kind.CODE:
+        timeout = _timeout(values["timeout"][0], problems) or timeout
+    expect_error = False
+    if "expect_error" in values and kind is Kind.CODE:
+        expect_error = _bool(values["expect_error"][0], "expect_error", problems)
+    if len(problems) > before or card_id is None or deck is None:
+        return None
+    return Card(
+        id=card_id,
+        kind=kind,
+        deck=deck,
+        location=card_loc,
+        tags=tuple(dict.fromkeys(tags)),
+        source=source,
+        timeout=timeout,
+        expect_error=expect_error,
+        **texts,
+    )
+
+
+def _scalar(value: Value, key: str, problems) -> str | None:
+    if not isinstance(value.value, str):
+        problems.append(_error(value.location, f"'{key}' must be text, not a {'list' if isinstance(value.value, list) else 'mapping'}"))
+        return None
+    return value.value
+
+
+def _deck(value: Value, problems) -> str | None:
+    name = _scalar(value, "deck", problems)
+    if name is None:
+        return None
+    parts = name.split("::")
+    if not name.strip() or any(not part.strip() for part in parts):
+        problems.append(_error(value.location, f"deck name '{name}' has an empty component"))
+        return None
+    return "::".join(part.strip() for part in parts)
+
+
+def _kind(value: Value, problems) -> Kind | None:
+    name = _scalar(value, "type", problems)
+    if name is None:
+        return None
+    try:
+        return Kind(name)
+    except ValueError:
+        choices = ", ".join(k.value for k in Kind)
+        problems.append(_error(value.location, f"unknown type '{name}' (expected one of: {choices})"))
+        return None
+
+
+def _list_of_text(value: Value, key: str, problems) -> list[Value]:
+    items = value.value if isinstance(value.value, list) else [value]
+    good = []
+    for item in items:
+        if isinstance(item.value, str):
+            good.append(item)
+        else:
+            problems.append(_error(item.location, f"each entry of '{key}' must be text"))
+    return good
+
+
+def _tags(value: Value, problems) -> tuple[str, ...]:
+    """Check Anki tags: no whitespace (Anki splits tags on spaces), no empty '::' part."""
+    tags = []
+    for item in _list_of_text(value, "tags", problems):
+        tag = item.value
+        if not tag or any(c.isspace() for c in tag):
+            problems.append(_error(item.location, f"bad tag '{tag}': Anki tags cannot contain spaces (use '-' or '::')"))
+        elif any(not part for part in tag.split("::")):
+            problems.append(_error(item.location, f"bad tag '{tag}': empty component between '::'"))
+        else:
+            tags.append(tag)
+    return tuple(tags)
+
+
+def _sources(value: Value, problems) -> tuple[str, ...]:
+    sources = []
+    for item in _list_of_text(value, "source", problems):
+        if not item.value.strip() or any(c.isspace() for c in item.value.strip()):
+            problems.append(_error(item.location, f"bad source id '{item.value}': one id per entry, no spaces"))
+        else:
+            sources.append(item.value.strip())
+    return tuple(sources)
+
+
+def _timeout(value: Value, problems) -> float | None:
+    try:
+        seconds = float(value.value)
+    except (TypeError, ValueError):
+        seconds = -1.0
+    if not seconds > 0 or seconds != seconds or seconds == float("inf"):
+        problems.append(_error(value.location, f"'timeout' must be a positive number of seconds, not '{value.value}'"))
+        return None
+    return seconds
+
+
+def _bool(value: Value, key: str, problems) -> bool:
+    text = value.value if isinstance(value.value, str) else None
+    if text in ("true", "True", "yes"):
+        return True
+    if text in ("false", "False", "no"):
+        return False
+    problems.append(_error(value.location, f"'{key}' must be true or false"))
+    return False
+
+
+def _error(location: Location, message: str) -> Diagnostic:
+    return Diagnostic(location, Severity.ERROR, message)

@@ -1,0 +1,135 @@
+"""Typed records that the build stages pass to each other (Anki pylib style, not dicts).
+
+load → :class:`Card`; render → :class:`RenderedCard`; execute → :class:`CodeOutput`;
+package reads all three. Every record is frozen: stages never edit what they receive.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+from deckbuild.errors import Location
+
+
+class Kind(str, Enum):
+    """The kind of a card; each kind has its own note type (see ``notetypes.py``)."""
+
+    QA = "qa"
+    FACT = "fact"
+    PROBE = "probe"
+    CODE = "code"
+
+
+#: Text keys each kind accepts, and which of them are required.
+TEXT_KEYS: dict[Kind, tuple[str, ...]] = {
+    Kind.QA: ("q", "a", "topic"),
+    Kind.FACT: ("q", "a", "why"),
+    Kind.PROBE: ("q", "a", "follow_up", "follow_up_a"),
+    Kind.CODE: ("q", "code", "a"),
+}
+REQUIRED_KEYS: dict[Kind, tuple[str, ...]] = {
+    Kind.QA: ("q", "a"),
+    Kind.FACT: ("q", "a"),
+    Kind.PROBE: ("q", "a"),
+    Kind.CODE: ("q", "code"),
+}
+#: Keys every card accepts besides its text keys; ``timeout``/``expect_error`` are code-only.
+COMMON_KEYS = ("id", "type", "source", "tags")
+CODE_KEYS = ("timeout", "expect_error")
+
+DEFAULT_TIMEOUT = 10.0  # seconds a snippet may run
+
+
+@dataclass(frozen=True)
+class Text:
+    """A text field as written, with the location of its first line.
+
+    ``block`` is true when line *k* of ``value`` is exactly ``location.line + k`` in the
+    file (YAML block scalars, Markdown bodies), so errors inside the text can name their line.
+    """
+
+    value: str
+    location: Location
+    block: bool = True
+
+    def location_of(self, offset: int) -> Location:
+        """Return the location of character ``offset`` (0-based) of ``value``."""
+        if not self.block:
+            return self.location
+        before = self.value[:offset]
+        line = before.count("\n")
+        col = offset - (before.rfind("\n") + 1) + 1
+        return Location(self.location.path, self.location.line + line, col if line else self.location.col + col - 1)
+
+
+@dataclass(frozen=True)
+class Card:
+    """One card source: a note to be, with where it was written.
+
+    ``deck`` is the Anki deck path (``A::B``); ``tags`` are the file's tags then the card's,
+    without duplicates; ``source`` the inventory ids it cites; ``timeout`` is in seconds.
+    """
+
+    id: str
+    kind: Kind
+    deck: str
+    location: Location
+    q: Text
+    a: Text | None = None
+    topic: Text | None = None
+    why: Text | None = None
+    follow_up: Text | None = None
+    follow_up_a: Text | None = None
+    code: Text | None = None
+    tags: tuple[str, ...] = ()
+    source: tuple[str, ...] = ()
+    timeout: float = DEFAULT_TIMEOUT
+    expect_error: bool = False
+
+
+@dataclass(frozen=True)
+class RenderedCard:
+    """A card's text fields as HTML (Markdown rendered, math as MathML, code highlighted).
+
+    Absent fields are ``""``. ``code_html`` is the highlighted snippet; ``formulas`` counts
+    the formulas converted.
+    """
+
+    card: Card
+    question: str
+    answer: str = ""
+    topic: str = ""
+    why: str = ""
+    follow_up: str = ""
+    follow_up_answer: str = ""
+    code_html: str = ""
+    formulas: int = 0
+
+
+@dataclass(frozen=True)
+class CodeOutput:
+    """What a code card's snippet printed, ready for the note's ``Output`` field.
+
+    ``html`` keeps stdout, stderr and the exception apart (``<pre class="stdout">`` ...);
+    ``cached`` tells whether it came from the output cache instead of a run.
+    """
+
+    card_id: str
+    html: str
+    cached: bool = False
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    """Counts for the report printed after a build; ``seconds`` is wall time."""
+
+    decks: int = 0
+    notes: int = 0
+    cards: int = 0
+    formulas: int = 0
+    snippets_run: int = 0
+    snippets_cached: int = 0
+    packages: tuple[str, ...] = field(default_factory=tuple)
+    seconds: float = 0.0

@@ -1,0 +1,116 @@
+"""deckbuild's note types: fields, card templates and CSS, one note type per card kind.
+
+Note type IDs are fixed (genanki's ``builtin_models.py`` does the same): Anki matches an
+imported note type by ID, so a fixed ID lets a rebuilt package update the note type's
+templates and CSS instead of creating "deckbuild Q&A-abc12" copies. Field lists are part of
+the contract with users' collections: adding a field changes the note type's schema, which
+Anki's importer handles by asking for a full sync; rename nothing.
+
+Templates carry no add-on controls: a client without the deckbuild add-on (AnkiDroid,
+AnkiMobile) shows every field that matters, including a code card's baked ``Output``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+
+import genanki
+
+from deckbuild.model import Kind
+
+CSS = resources.files("deckbuild").joinpath("templates/card.css").read_text(encoding="utf-8")
+MATHML_FALLBACK_JS = resources.files("deckbuild").joinpath("templates/mathml-fallback.js").read_text(encoding="utf-8")
+_SCRIPT = f"<script>\n{MATHML_FALLBACK_JS}</script>"
+_SOURCE = '{{#Source}}<div class="db-source">Source: {{Source}}</div>{{/Source}}'
+
+
+@dataclass(frozen=True)
+class NoteTypeSpec:
+    """One note type: its fixed Anki ID (int), name, field names, and templates (name, front, back)."""
+
+    id: int
+    name: str
+    fields: tuple[str, ...]
+    templates: tuple[tuple[str, str, str], ...]
+
+    def genanki_model(self) -> genanki.Model:
+        """Return the note type as a ``genanki.Model`` (sort field: ``Id``)."""
+        return genanki.Model(
+            self.id,
+            self.name,
+            fields=[{"name": name} for name in self.fields],
+            templates=[{"name": name, "qfmt": front, "afmt": back} for name, front, back in self.templates],
+            css=CSS,
+            sort_field_index=0,
+        )
+
+
+def _front(body: str) -> str:
+    return f'<div class="db-card">{body}</div>\n{_SCRIPT}'
+
+
+def _back(body: str) -> str:
+    return f'{{{{FrontSide}}}}\n<hr id="answer">\n<div class="db-card">{body}\n{_SOURCE}</div>'
+
+
+QA = NoteTypeSpec(
+    1738400001,
+    "deckbuild Q&A",
+    ("Id", "Question", "Answer", "Topic", "Source"),
+    (
+        (
+            "Card 1",
+            _front('{{#Topic}}<div class="db-topic">{{Topic}}</div>{{/Topic}}<div class="db-question">{{Question}}</div>'),
+            _back('<div class="db-answer">{{Answer}}</div>'),
+        ),
+    ),
+)
+FACT = NoteTypeSpec(
+    1738400002,
+    "deckbuild Fact",
+    ("Id", "Question", "Answer", "Why", "Source"),
+    (
+        (
+            "Card 1",
+            _front('<div class="db-question">{{Question}}</div>'),
+            _back('<div class="db-answer">{{Answer}}</div>{{#Why}}<div class="db-why">{{Why}}</div>{{/Why}}'),
+        ),
+    ),
+)
+PROBE = NoteTypeSpec(
+    1738400003,
+    "deckbuild Probe",
+    ("Id", "Question", "Answer", "FollowUp", "FollowUpAnswer", "Source"),
+    (
+        (
+            "Probe",
+            _front('<div class="db-question">{{Question}}</div>'),
+            _back('<div class="db-answer">{{Answer}}</div>'),
+        ),
+        (
+            "Follow-up",
+            "{{#FollowUp}}"
+            + _front('<div class="db-context">{{Question}}</div><div class="db-question">{{FollowUp}}</div>')
+            + "{{/FollowUp}}",
+            _back('<div class="db-answer">{{FollowUpAnswer}}</div>'),
+        ),
+    ),
+)
+CODE = NoteTypeSpec(
+    1738400004,
+    "deckbuild Code",
+    ("Id", "Question", "Code", "CodeHtml", "Output", "Answer", "Source"),
+    (
+        (
+            "Card 1",
+            _front('<div class="db-question">{{Question}}</div><div class="deckbuild-code">{{CodeHtml}}</div>'),
+            _back(
+                '<div class="deckbuild-baked"><div class="db-output-label">Output</div>{{Output}}</div>'
+                '{{#Answer}}<div class="db-answer">{{Answer}}</div>{{/Answer}}'
+            ),
+        ),
+    ),
+)
+
+NOTE_TYPES: dict[Kind, NoteTypeSpec] = {Kind.QA: QA, Kind.FACT: FACT, Kind.PROBE: PROBE, Kind.CODE: CODE}

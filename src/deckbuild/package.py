@@ -1,0 +1,152 @@
+"""Stage 5: write Anki packages (``.apkg``) with genanki. The only module that writes output.
+
+- GUIDs derive from the card ``id`` alone (genanki's default hashes every field, so an edit
+  would make a duplicate note); deck IDs from the deck name; note type IDs are fixed.
+- Reproducible: the same notes and ``timestamp`` give byte-identical files. genanki's own
+  ``write_to_file`` stamps the zip entry with the temporary database file's mtime, so the
+  zip is written here with the entry time taken from ``timestamp``.
+- Atomic: each package is written to a temporary file in the output folder, then renamed
+  over the old one, so a failed build never leaves a half-written ``.apkg``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import itertools
+import json
+import os
+import re
+import sqlite3
+import tempfile
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import genanki
+
+from deckbuild.errors import PackageError
+from deckbuild.model import CodeOutput, Kind, RenderedCard
+from deckbuild.notetypes import NOTE_TYPES
+
+GUID_NAMESPACE = "deckbuild"
+
+
+@dataclass(frozen=True)
+class PackagePlan:
+    """One ``.apkg`` to write: its file name (no folder) and the cards that go into it."""
+
+    filename: str
+    cards: tuple[RenderedCard, ...]
+
+
+def note_guid(card_id: str) -> str:
+    """Return the Anki note GUID for a card id (stable for the life of the id)."""
+    return genanki.guid_for(GUID_NAMESPACE, card_id)
+
+
+def deck_id(name: str) -> int:
+    """Return a stable Anki deck ID for a deck path (in genanki's recommended 2**30..2**31 range)."""
+    digest = hashlib.sha256(f"{GUID_NAMESPACE}:deck:{name}".encode()).digest()
+    return (1 << 30) + int.from_bytes(digest[:4], "big") % (1 << 30)
+
+
+def slug(name: str) -> str:
+    """Return a file-name slug for a deck name: lowercase, ``-`` between words."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "deck"
+
+
+def plan_packages(cards: list[RenderedCard]) -> list[PackagePlan]:
+    """Plan one package with every deck plus one per top-level collection.
+
+    A collection is a deck path's first two components (``Top::Collection``); with a single
+    top deck the all-decks package is named after it, otherwise ``all.apkg``.
+    """
+    tops = sorted({c.card.deck.split("::")[0] for c in cards})
+    everything = PackagePlan(f"{slug(tops[0])}.apkg" if len(tops) == 1 else "all.apkg", tuple(cards))
+    collections: dict[str, list[RenderedCard]] = {}
+    for card in cards:
+        parts = card.card.deck.split("::")
+        if len(parts) > 1:
+            collections.setdefault("::".join(parts[:2]), []).append(card)
+    plans = [everything]
+    for name, members in sorted(collections.items()):
+        plans.append(PackagePlan(f"{slug(name)}.apkg", tuple(members)))
+    return plans
+
+
+def _fields(rendered: RenderedCard, output: CodeOutput | None) -> list[str]:
+    card = rendered.card
+    source = html.escape(", ".join(card.source))
+    if card.kind is Kind.QA:
+        return [card.id, rendered.question, rendered.answer, rendered.topic, source]
+    if card.kind is Kind.FACT:
+        return [card.id, rendered.question, rendered.answer, rendered.why, source]
+    if card.kind is Kind.PROBE:
+        return [card.id, rendered.question, rendered.answer, rendered.follow_up, rendered.follow_up_answer, source]
+    code = html.escape(card.code.value if card.code else "", quote=False)
+    baked = output.html if output else ""
+    return [card.id, rendered.question, code, rendered.code_html, baked, rendered.answer, source]
+
+
+def build_package(cards: tuple[RenderedCard, ...], outputs: dict[str, CodeOutput]) -> genanki.Package:
+    """Return the genanki package for ``cards``, with every parent deck present."""
+    decks: dict[str, genanki.Deck] = {}
+    for rendered in cards:
+        parts = rendered.card.deck.split("::")
+        for depth in range(1, len(parts) + 1):
+            name = "::".join(parts[:depth])
+            if name not in decks:
+                decks[name] = genanki.Deck(deck_id(name), name)
+    models = {kind: spec.genanki_model() for kind, spec in NOTE_TYPES.items()}
+    for rendered in cards:
+        card = rendered.card
+        note = genanki.Note(
+            model=models[card.kind],
+            fields=_fields(rendered, outputs.get(card.id)),
+            tags=list(card.tags),
+            guid=note_guid(card.id),
+        )
+        decks[card.deck].add_note(note)
+    return genanki.Package([decks[name] for name in sorted(decks)])
+
+
+def write_package(package: genanki.Package, path: Path, timestamp: int) -> None:
+    """Write ``package`` to ``path`` atomically and reproducibly.
+
+    ``timestamp`` (seconds since the epoch) becomes every note's, card's and note type's
+    modification time and the zip entries' date. Raises :class:`PackageError` if the
+    folder cannot be written; the file at ``path`` is then unchanged.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp_db = tempfile.mkstemp(suffix=".anki2")
+        os.close(handle)
+        try:
+            connection = sqlite3.connect(temp_db)
+            try:
+                package.write_to_db(connection.cursor(), timestamp, itertools.count(timestamp * 1000))
+                connection.commit()
+            finally:
+                connection.close()
+            database = Path(temp_db).read_bytes()
+        finally:
+            os.unlink(temp_db)
+        handle, temp_zip = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(handle)
+        try:
+            date = time.gmtime(max(timestamp, 315532800))[:6]  # zip dates start in 1980
+            with zipfile.ZipFile(temp_zip, "w", zipfile.ZIP_DEFLATED) as archive:
+                for name, data in (("collection.anki2", database), ("media", json.dumps({}).encode())):
+                    info = zipfile.ZipInfo(name, date_time=date)
+                    info.compress_type = zipfile.ZIP_DEFLATED
+                    info.external_attr = 0o644 << 16
+                    archive.writestr(info, data)
+            os.chmod(temp_zip, 0o644)
+            os.replace(temp_zip, path)
+        except BaseException:
+            Path(temp_zip).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise PackageError(f"cannot write {path}: {exc.strerror or exc}") from None

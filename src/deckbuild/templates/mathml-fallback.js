@@ -1,0 +1,36 @@
+// Fall back to Anki's MathJax where the client cannot lay out MathML (Anki desktop before
+// 23.12 on Chromium 108, Android WebViews older than Chrome 109). Support is measured, not
+// assumed: an <mspace> of known size has that size only where MathML layout exists.
+(function () {
+  function mathmlWorks() {
+    if (window.deckbuildMathML !== undefined) return window.deckbuildMathML;
+    var probe = document.createElement("div");
+    probe.style.cssText = "position:absolute;visibility:hidden;top:0;left:0";
+    probe.innerHTML = '<math xmlns="http://www.w3.org/1998/Math/MathML"><mspace height="23px" width="77px"></mspace></math>';
+    document.body.appendChild(probe);
+    var box = probe.firstChild.getBoundingClientRect();
+    document.body.removeChild(probe);
+    window.deckbuildMathML = Math.abs(box.width - 77) < 2 && Math.abs(box.height - 23) < 2;
+    return window.deckbuildMathML;
+  }
+  function fallBack() {
+    if (mathmlWorks()) return;
+    var replaced = [];
+    var maths = document.querySelectorAll("math");
+    for (var i = 0; i < maths.length; i++) {
+      var math = maths[i];
+      var note = math.querySelector('annotation[encoding="application/x-tex"]');
+      if (!note) continue;
+      var span = document.createElement("span");
+      span.className = "db-tex";
+      var block = math.getAttribute("display") === "block";
+      span.textContent = (block ? "\\[" : "\\(") + note.textContent + (block ? "\\]" : "\\)");
+      math.parentNode.replaceChild(span, math);
+      replaced.push(span);
+    }
+    if (replaced.length && window.MathJax && window.MathJax.typesetPromise) {
+      window.MathJax.typesetPromise(replaced).catch(function () {});
+    }
+  }
+  if (document.body) fallBack(); else document.addEventListener("DOMContentLoaded", fallBack);
+})();
