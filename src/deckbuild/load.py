@@ -255,7 +255,7 @@ def _parse_markdown(path: Path, text: str):
     header = [e for e in header if e[0] != "cards"]
 
     sections = _split_headings(lines, end + 1, "## ")
-    if sections and sections[0][0] is None:
+    if sections and sections[0][1] is None:
         first, _, body = sections.pop(0)
         for i, line in enumerate(body):
             if line.strip():
@@ -314,7 +314,6 @@ def _markdown_card(path: Path, index: int, heading: str, body: list[str], proble
             value, line_no, ok = _fenced_body(value, line_no)
             if not ok:
                 problems.append(_error(loc, "a '### code' section must hold one fenced code block"))
-                continue
         entries.append((key, Value(value, Location(path, line_no, 1), True), loc))
     return card_loc, entries
 

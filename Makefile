@@ -1,0 +1,45 @@
+# deckbuild: `make` sets itself up and builds every deck from cards/ into dist/; `make test` runs the tests.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+SOURCES ?= cards
+OUT    ?= dist
+
+.PHONY: all build check test addon bench clean distclean setup
+
+all: build
+
+# Runtime dependencies (pinned in pyproject.toml; torch==2.13.0 is the CPU wheel).
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e .
+	touch $@
+
+# Test dependencies: pytest, hypothesis, and real Anki (anki + aqt) to import decks into.
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+build: $(VENV)/.installed
+	$(BIN)/deckbuild build $(SOURCES) --out $(OUT)
+
+check: $(VENV)/.installed
+	$(BIN)/deckbuild check --strict $(SOURCES)
+
+test: $(VENV)/.installed-test
+	$(BIN)/python -m pytest
+
+addon: $(VENV)/.installed
+	$(BIN)/python addon/build.py --out $(OUT)/deckbuild.ankiaddon
+
+bench: $(VENV)/.installed-test
+	$(BIN)/python bench/bench.py
+
+clean:
+	rm -rf $(OUT) .deckbuild-cache .pytest_cache .hypothesis
+	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)

@@ -1,0 +1,56 @@
+"""Shared fixtures: tiny card projects in temp folders, the CLI, and real Anki collections."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+from anki.collection import Collection, ImportAnkiPackageOptions, ImportAnkiPackageRequest
+
+from deckbuild.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
+INVENTORY = REPO.parent / "shared" / "inventory"
+
+
+def write_files(root: Path, files: dict[str, str | bytes]) -> Path:
+    """Create ``files`` (relative path → text, dedented, or raw bytes) under ``root``."""
+    for name, content in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(textwrap.dedent(content).lstrip("\n"), encoding="utf-8")
+    return root
+
+
+def run_cli(*args: str | Path) -> int:
+    """Run the ``deckbuild`` command line in-process; return its exit status."""
+    return main([str(a) for a in args])
+
+
+@pytest.fixture
+def project(tmp_path: Path):
+    """Return a function that writes card files into ``tmp_path/cards`` and returns that folder."""
+
+    def make(files: dict[str, str | bytes]) -> Path:
+        return write_files(tmp_path / "cards", files)
+
+    return make
+
+
+@pytest.fixture
+def collection(tmp_path: Path):
+    """A fresh, real Anki collection (closed after the test)."""
+    (tmp_path / "anki").mkdir()
+    col = Collection(str(tmp_path / "anki" / "collection.anki2"))
+    yield col
+    col.close()
+
+
+def import_package(col: Collection, path: Path, **options):
+    """Import ``path`` with Anki's own importer (default options unless given); return the log."""
+    request = ImportAnkiPackageRequest(package_path=str(path), options=ImportAnkiPackageOptions(**options))
+    return col.import_anki_package(request).log

@@ -1,0 +1,131 @@
+"""Built packages imported into a real Anki collection with Anki's own importer."""
+
+from __future__ import annotations
+
+import os
+import re
+
+from anki.collection import Collection
+
+from deckbuild.package import note_guid
+from tests.conftest import import_package, run_cli
+
+FACTS = """
+    deck: Study::Facts
+    type: fact
+    tags: [facts, chapter::one]
+    cards:
+      - id: tensor-rank
+        source: [fact-01]
+        tags: [topic::tensors]
+        q: |
+          What is the rank of a tensor with shape $(3, 4, 5)$?
+        a: |
+          **3**
+        why: |
+          The rank counts axes: $\\operatorname{len}(\\text{shape}) = 3$.
+      - id: softmax-sum
+        source: fact-02
+        q: What do softmax outputs sum to?
+        a: "1"
+    """
+PROBES = """
+    deck: Study::Probes::Hard
+    type: probe
+    cards:
+      - id: relu-kink
+        q: Why does ReLU's kink at 0 not break SGD?
+        a: Landing exactly on 0 has probability zero.
+        follow_up: What derivative do frameworks use at 0?
+        follow_up_a: "0"
+      - id: no-follow
+        q: Plain probe?
+        a: Yes.
+    """
+
+
+def _notes_by_id(col: Collection) -> dict[str, object]:
+    return {col.get_note(nid)["Id"]: col.get_note(nid) for nid in col.find_notes("")}
+
+
+def test_notes_fields_tags_decks_and_cards(project, tmp_path, collection):
+    cards = project({"facts.yaml": FACTS, "probes.yaml": PROBES})
+    assert run_cli("build", cards, "--out", tmp_path / "dist", "--quiet") == 0
+    log = import_package(collection, tmp_path / "dist" / "study.apkg")
+    assert len(log.new) == 4
+
+    notes = _notes_by_id(collection)
+    rank = notes["tensor-rank"]
+    assert rank.note_type()["name"] == "deckbuild Fact"
+    assert rank.keys() == ["Id", "Question", "Answer", "Why", "Source"]
+    assert rank["Answer"] == "<p><strong>3</strong></p>"
+    assert rank["Source"] == "fact-01"
+    assert notes["softmax-sum"]["Source"] == "fact-02"
+    assert sorted(rank.tags) == ["chapter::one", "facts", "topic::tensors"]
+    assert rank.guid == note_guid("tensor-rank")
+    # MathML with the TeX kept for the MathJax fallback.
+    assert '<math xmlns="http://www.w3.org/1998/Math/MathML" display="inline">' in rank["Question"]
+    assert '<annotation encoding="application/x-tex">(3, 4, 5)</annotation>' in rank["Question"]
+
+    # Decks: the subdeck paths and their parents.
+    names = {d.name for d in collection.decks.all_names_and_ids()}
+    assert {"Study", "Study::Facts", "Study::Probes", "Study::Probes::Hard"} <= names
+    assert len(collection.find_cards('deck:"Study::Facts"')) == 2
+    # A probe with a follow-up makes two cards, one without makes one.
+    assert len(collection.find_cards('"Id:relu-kink"')) == 2
+    assert len(collection.find_cards('"Id:no-follow"')) == 1
+    follow = [collection.get_card(c) for c in collection.find_cards('"Id:relu-kink" card:2')]
+    assert "What derivative do frameworks use at 0?" in follow[0].question()
+    assert "<p>0</p>" in follow[0].answer()
+
+    # One package per collection as well.
+    assert sorted(p.name for p in (tmp_path / "dist").iterdir()) == ["study-facts.apkg", "study-probes.apkg", "study.apkg"]
+
+
+def test_rebuild_after_edit_updates_notes_and_keeps_review_history(project, tmp_path, collection):
+    cards = project({"facts.yaml": FACTS})
+    dist = tmp_path / "dist"
+    assert run_cli("build", cards, "--out", dist, "--quiet") == 0
+    import_package(collection, dist / "study.apkg")
+
+    # Study: answer every card once ("Good").
+    collection.decks.select(collection.decks.id("Study::Facts"))
+    answered = 0
+    while (queued := collection.sched.get_queued_cards()).cards:
+        top = queued.cards[0]
+        card = collection.get_card(top.card.id)
+        card.start_timer()
+        states = top.states
+        collection.sched.answer_card(collection.sched.build_answer(card=card, states=states, rating=3))
+        answered += 1
+    assert answered == 2
+    before = {cid: (collection.get_card(cid).due, collection.get_card(cid).ivl, collection.get_card(cid).type) for cid in collection.find_cards("")}
+    revlog_before = collection.db.scalar("select count() from revlog")
+    assert revlog_before == 2
+
+    # Edit one card's text, and move time forward as an editor would.
+    source = cards / "facts.yaml"
+    source.write_text(source.read_text().replace("What do softmax outputs sum to?", "What do the softmax probabilities sum to?"))
+    stat = source.stat()
+    os.utime(source, (stat.st_atime, stat.st_mtime + 5))
+    assert run_cli("build", cards, "--out", dist, "--quiet") == 0
+
+    log = import_package(collection, dist / "study.apkg")  # Anki's default options
+    assert len(log.new) == 0
+    assert collection.note_count() == 2
+    notes = _notes_by_id(collection)
+    assert notes["softmax-sum"]["Question"] == "<p>What do the softmax probabilities sum to?</p>"
+    after = {cid: (collection.get_card(cid).due, collection.get_card(cid).ivl, collection.get_card(cid).type) for cid in collection.find_cards("")}
+    assert after == before
+    assert collection.db.scalar("select count() from revlog") == revlog_before
+
+
+def test_template_change_reaches_collection_through_note_type_mtime(project, tmp_path, collection):
+    cards = project({"facts.yaml": FACTS})
+    dist = tmp_path / "dist"
+    assert run_cli("build", cards, "--out", dist, "--quiet") == 0
+    import_package(collection, dist / "study.apkg")
+    model = collection.models.by_name("deckbuild Fact")
+    assert model["id"] == 1738400002
+    assert ".db-why" in model["css"]
+    assert re.search(r"mspace", model["tmpls"][0]["qfmt"])  # the MathML support probe

@@ -1,0 +1,162 @@
+"""Every kind of bad input: its exact message with path:line, exit 1, and dist/ left as it was."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli, write_files
+
+GOOD = """
+    deck: D
+    cards:
+      - id: good
+        q: Q?
+        a: A.
+    """
+
+# (name, files, expected stderr lines; "{root}" is the cards folder)
+CASES = [
+    ("yaml-syntax", {"a.yaml": "deck: D\ncards:\n  - id: x\n    q: [unclosed\n"},
+     ["{root}/a.yaml:5:1: error: YAML syntax error: while parsing a flow sequence expected ',' or ']', but got '<stream end>'"]),
+    ("yaml-tab-indent", {"a.yaml": "deck: D\ncards:\n\t- id: x\n"},
+     ["{root}/a.yaml:3:1: error: YAML syntax error: while scanning for the next token found character '\\t' that cannot start any token"]),
+    ("top-is-list", {"a.yaml": "- id: x\n"},
+     ["{root}/a.yaml:1:1: error: expected a mapping with 'deck' and 'cards' at the top"]),
+    ("missing-deck", {"a.yaml": "cards:\n  - id: x\n    q: Q\n    a: A\n"},
+     ["{root}/a.yaml:1: error: missing key 'deck' (the Anki deck for these cards, e.g. 'Top::Sub')"]),
+    ("missing-cards", {"a.yaml": "deck: D\n"},
+     ["{root}/a.yaml:1: error: missing key 'cards' (the list of cards)"]),
+    ("cards-not-list", {"a.yaml": "deck: D\ncards: nope\n"},
+     ["{root}/a.yaml:2:1: error: 'cards' must be a non-empty list of cards"]),
+    ("cards-empty", {"a.yaml": "deck: D\ncards: []\n"},
+     ["{root}/a.yaml:2:1: error: 'cards' must be a non-empty list of cards"]),
+    ("card-not-mapping", {"a.yaml": "deck: D\ncards:\n  - just text\n"},
+     ["{root}/a.yaml:3:5: error: each card must be a mapping of keys to values"]),
+    ("unknown-file-key", {"a.yaml": "deck: D\ndek: E\ncards:\n  - {id: x, q: Q, a: A}\n"},
+     ["{root}/a.yaml:2:1: error: unknown key 'dek' (a file has: deck, type, tags, cards)"]),
+    ("unknown-card-key", {"a.yaml": "deck: D\ncards:\n  - id: x\n    q: Q\n    a: A\n    why: W\n"},
+     ["{root}/a.yaml:6:5: error: unknown key 'why' for a qa card (allowed: a, id, q, source, tags, topic, type)"]),
+    ("missing-answer", {"a.yaml": "deck: D\ncards:\n  - id: x\n    q: Q\n"},
+     ["{root}/a.yaml:3:5: error: card 'x' is missing 'a'"]),
+    ("missing-id", {"a.yaml": "deck: D\ncards:\n  - q: Q\n    a: A\n"},
+     ["{root}/a.yaml:3:5: error: card has no 'id' (a unique name like 'my-card-1')"]),
+    ("bad-id", {"a.yaml": "deck: D\ncards:\n  - id: Bad_Id\n    q: Q\n    a: A\n"},
+     ["{root}/a.yaml:3:9: error: bad id 'Bad_Id': use lowercase letters, digits and '-', starting with a letter or digit"]),
+    ("empty-answer", {"a.yaml": "deck: D\ncards:\n  - id: x\n    q: Q\n    a: ''\n"},
+     ["{root}/a.yaml:5:8: error: 'a' is empty"]),
+    ("answer-is-list", {"a.yaml": "deck: D\ncards:\n  - id: x\n    q: Q\n    a: [1, 2]\n"},
+     ["{root}/a.yaml:5:8: error: 'a' must be text, not a list"]),
+    ("answer-is-mapping", {"a.yaml": "deck: D\ncards:\n  - id: x\n    q: Q\n    a: {k: v}\n"},
+     ["{root}/a.yaml:5:8: error: 'a' must be text, not a mapping"]),
+    ("duplicate-key", {"a.yaml": "deck: D\ncards:\n  - id: x\n    q: Q\n    q: R\n    a: A\n"},
+     ["{root}/a.yaml:5:5: error: duplicate key 'q' (first at line 4)"]),
+    ("unknown-type", {"a.yaml": "deck: D\ntype: cloze\ncards:\n  - {id: x, q: Q, a: A}\n"},
+     ["{root}/a.yaml:2:7: error: unknown type 'cloze' (expected one of: qa, fact, probe, code)"]),
+    ("tag-with-space", {"a.yaml": "deck: D\ntags: [two words]\ncards:\n  - {id: x, q: Q, a: A}\n"},
+     ["{root}/a.yaml:2:8: error: bad tag 'two words': Anki tags cannot contain spaces (use '-' or '::')"]),
+    ("tag-empty-component", {"a.yaml": "deck: D\ncards:\n  - id: x\n    tags: ['a::::b']\n    q: Q\n    a: A\n"},
+     ["{root}/a.yaml:4:12: error: bad tag 'a::::b': empty component between '::'"]),
+    ("deck-empty-component", {"a.yaml": "deck: 'A::::B'\ncards:\n  - {id: x, q: Q, a: A}\n"},
+     ["{root}/a.yaml:1:7: error: deck name 'A::::B' has an empty component"]),
+    ("follow-up-alone", {"a.yaml": "deck: D\ntype: probe\ncards:\n  - id: x\n    q: Q\n    a: A\n    follow_up: F\n"},
+     ["{root}/a.yaml:4:5: error: card 'x': 'follow_up' and 'follow_up_a' go together"]),
+    ("bad-timeout", {"a.yaml": "deck: D\ntype: code\ncards:\n  - id: x\n    q: Q\n    code: print(1)\n    timeout: soon\n"},
+     ["{root}/a.yaml:7:14: error: 'timeout' must be a positive number of seconds, not 'soon'"]),
+    ("bad-expect-error", {"a.yaml": "deck: D\ntype: code\ncards:\n  - id: x\n    q: Q\n    code: print(1)\n    expect_error: maybe\n"},
+     ["{root}/a.yaml:7:19: error: 'expect_error' must be true or false"]),
+    ("empty-file", {"a.yaml": "\n  \n"},
+     ["{root}/a.yaml:1: error: file is empty"]),
+    ("not-utf8", {"a.yaml": b"deck: D\ncards:\n  - {id: x, q: caf\xe9, a: A}\n"},
+     ["{root}/a.yaml:3:19: error: file is not UTF-8 (byte 0xe9)"]),
+    ("duplicate-id-across-files", {"a.yaml": "deck: D\ncards:\n  - {id: x, q: Q, a: A}\n", "b/c.yaml": "deck: D\ncards:\n  - {id: x, q: R, a: B}\n"},
+     ["{root}/b/c.yaml:3:5: error: duplicate id 'x' (first used at {root}/a.yaml:3:5)"]),
+    ("latex-unknown-command", {"a.yaml": "deck: D\ncards:\n  - id: x\n    q: Q\n    a: |\n      first line\n      see $\\foo + 1$ here\n"},
+     ["{root}/a.yaml:7:5: error: bad LaTeX in $\\foo + 1$: unknown control sequence \\foo"]),
+    ("latex-unbalanced", {"a.yaml": "deck: D\ncards:\n  - id: x\n    q: |\n      $x^{2$\n    a: A\n"},
+     ["{root}/a.yaml:5:1: error: bad LaTeX in $x^{2$: unbalanced braces: 1 '{' not closed"]),
+    ("latex-missing-argument", {"a.yaml": "deck: D\ncards:\n  - id: x\n    q: Q\n    a: |\n      $$\\frac{a}$$\n"},
+     ["{root}/a.yaml:6:1: error: bad LaTeX in $$\\frac{a}$$: missing argument: \\frac needs 2"]),
+    ("latex-unclosed-environment", {"a.yaml": "deck: D\ncards:\n  - id: x\n    q: Q\n    a: |\n      \\[\\begin{pmatrix} 1 & 2 \\]\n"},
+     ["{root}/a.yaml:6:1: error: bad LaTeX in \\[\\begin{pmatrix} 1 & 2 \\]: unclosed environment \\begin{pmatrix}"]),
+    ("latex-unclosed-text", {"a.yaml": "deck: D\ncards:\n  - id: x\n    q: Q\n    a: |\n      \\(\\text{x\\)\n"},
+     ["{root}/a.yaml:6:1: error: bad LaTeX in \\(\\text{x\\): unbalanced braces: 1 '{' not closed"]),
+    ("latex-dangling-superscript", {"a.yaml": "deck: D\ncards:\n  - id: x\n    q: Q\n    a: |\n      $x^$ and more\n"},
+     ["{root}/a.yaml:6:1: error: bad LaTeX in $x^$: cannot convert (MissingSuperScriptOrSubscriptError)"]),
+    ("markdown-no-front-matter", {"a.md": "## Q\nid: x\n\nA\n"},
+     ["{root}/a.md:1: error: a Markdown card file must start with YAML front matter ('---')"]),
+    ("markdown-unclosed-front-matter", {"a.md": "---\ndeck: D\n## Q\n"},
+     ["{root}/a.md:1: error: front matter is not closed by a '---' line"]),
+    ("markdown-text-before-heading", {"a.md": "---\ndeck: D\n---\nstray text\n## Q\nid: x\n\nA\n"},
+     ["{root}/a.md:4: error: text before the first '## ' heading"]),
+    ("markdown-text-key-in-meta", {"a.md": "---\ndeck: D\n---\n## Q\nid: x\na: no\n\nA\n"},
+     ["{root}/a.md:6:1: error: 'a' is a text field: write it as a '### a' section"]),
+    ("markdown-code-not-fenced", {"a.md": "---\ndeck: D\ntype: code\n---\n## Q\nid: x\n\n### code\nprint(1)\n"},
+     ["{root}/a.md:8:1: error: a '### code' section must hold one fenced code block"]),
+]
+
+
+def _tree_digest(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def previous_dist(tmp_path_factory) -> Path:
+    """A dist/ folder holding a good earlier build, which a failed build must not touch."""
+    root = tmp_path_factory.mktemp("previous")
+    cards = write_files(root / "cards", {"good.yaml": GOOD})
+    assert run_cli("build", cards, "--out", root / "dist", "--quiet") == 0
+    return root / "dist"
+
+
+@pytest.mark.parametrize("name, files, expected", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_is_reported_exactly(name, files, expected, tmp_path, capsys, previous_dist):
+    root = write_files(tmp_path / "cards", files)
+    before = _tree_digest(previous_dist)
+    status = run_cli("build", root, "--out", previous_dist, "--quiet", "--cache-dir", tmp_path / "cache")
+    err = capsys.readouterr().err
+    assert status == 1
+    lines = [line for line in err.splitlines() if not line.startswith("deckbuild: ")]
+    assert lines == [e.replace("{root}", str(root)) for e in expected]
+    assert "Traceback" not in err
+    assert _tree_digest(previous_dist) == before
+
+
+def test_every_problem_in_every_file_is_reported(tmp_path, capsys):
+    root = write_files(
+        tmp_path / "cards",
+        {
+            "a.yaml": "deck: D\ncards:\n  - id: x\n    q: Q\n  - id: y\n    q: $\\foo$\n    a: A\n",
+            "b.yaml": "deck: 'A::'\ncards:\n  - {id: z, q: Q, a: A}\n",
+        },
+    )
+    assert run_cli("check", root, "--quiet") == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        f"{root}/a.yaml:3:5: error: card 'x' is missing 'a'",
+        f"{root}/a.yaml:6:8: error: bad LaTeX in $\\foo$: unknown control sequence \\foo",
+        f"{root}/b.yaml:1:7: error: deck name 'A::' has an empty component",
+        "deckbuild: check failed: 3 error(s), 0 warning(s); nothing written",
+    ]
+
+
+def test_folder_without_sources(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert run_cli("check", tmp_path / "empty") == 1
+    assert capsys.readouterr().err.splitlines()[0] == f"{tmp_path}/empty: error: no card sources (*.yaml, *.yml, *.md) in this folder"
+
+
+def test_missing_path(tmp_path, capsys):
+    assert run_cli("check", tmp_path / "nope") == 1
+    assert capsys.readouterr().err.splitlines()[0] == f"{tmp_path}/nope: error: no such file or folder"
+
+
+def test_warnings_fail_only_under_strict(tmp_path, capsys):
+    root = write_files(tmp_path / "cards", {"a.yaml": "deck: D\ncards:\n  - {id: x, q: Q, a: A, tags: [Math]}\n  - {id: y, q: R, a: B, tags: [math]}\n"})
+    assert run_cli("check", root, "--quiet") == 0
+    warning = f"{root}/a.yaml:4:5: warning: tag 'math' differs only in case from 'Math' (at {root}/a.yaml:3:5); Anki merges them"
+    assert capsys.readouterr().err.splitlines() == [warning]
+    assert run_cli("check", root, "--quiet", "--strict") == 1
+    assert capsys.readouterr().err.splitlines()[0] == warning

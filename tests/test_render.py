@@ -1,0 +1,91 @@
+"""Rendering: Markdown source → expected HTML, side by side (Python-Markdown's test style)."""
+
+from __future__ import annotations
+
+import pytest
+
+from deckbuild.latex import LatexProblem, to_mathml
+from deckbuild.render import highlight_code, render_markdown
+
+X = '<math xmlns="http://www.w3.org/1998/Math/MathML" display="inline"><semantics><mrow><mi>x</mi></mrow><annotation encoding="application/x-tex">x</annotation></semantics></math>'
+X_BLOCK = X.replace('display="inline"', 'display="block"')
+
+
+@pytest.mark.parametrize(
+    "source, html",
+    [
+        ("plain *text*", "<p>plain <em>text</em></p>"),
+        # A paragraph holding only a formula is unwrapped: Python-Markdown counts <math> as block-level.
+        ("$x$", X),
+        (r"\(x\)", X),
+        ("see $x$.", f"<p>see {X}.</p>"),
+        ("$$x$$", f'<div class="math-display">{X_BLOCK}</div>'),
+        (r"\[x\]", f'<div class="math-display">{X_BLOCK}</div>'),
+        ("costs $5 and $10", "<p>costs $5 and $10</p>"),
+        ("$ x$ is not math", "<p>$ x$ is not math</p>"),
+        ("$x $ is not math", "<p>$x $ is not math</p>"),
+        ("$x$5 is not math", "<p>$x$5 is not math</p>"),
+        (r"a literal \$ sign", "<p>a literal $ sign</p>"),
+        (r"\$x\$ stays text", "<p>$x$ stays text</p>"),
+        ("code `$x$` span", "<p>code <code>$x$</code> span</p>"),
+        ("code `\\(x\\)` span", "<p>code <code>\\(x\\)</code> span</p>"),
+        ("| a | b |\n|---|---|\n| 1 | 2 |", "<table>\n<thead>\n<tr>\n<th>a</th>\n<th>b</th>\n</tr>\n</thead>\n<tbody>\n<tr>\n<td>1</td>\n<td>2</td>\n</tr>\n</tbody>\n</table>"),
+    ],
+)
+def test_markdown_renders(source, html):
+    assert render_markdown(source).html == html
+
+
+def test_underscores_inside_math_are_not_emphasis():
+    html = render_markdown("$a_i b_i$ and $c_j$").html
+    assert "<em>" not in html
+    assert html.count("<math") == 2
+
+
+def test_math_in_fenced_code_is_left_alone():
+    html = render_markdown("```python\nprice = '$x$'\n```").html
+    assert "<math" not in html
+    assert "&#39;$x$&#39;" in html or "'$x$'" in html
+
+
+def test_counts_formulas():
+    assert render_markdown("$a$, $$b$$ and \\(c\\)").formulas == 3
+
+
+def test_bad_formula_is_reported_with_its_offset():
+    rendered = render_markdown("ok $x$ then $\\nope$")
+    assert rendered.problems == ((12, "$\\nope$", "unknown control sequence \\nope"),)
+
+
+def test_mathml_keeps_tex_for_mathjax_fallback():
+    assert to_mathml("a < b", display=False).endswith(
+        '<annotation encoding="application/x-tex">a &lt; b</annotation></semantics></math>'
+    )
+
+
+@pytest.mark.parametrize(
+    "tex, message",
+    [
+        ("\\foo", "unknown control sequence \\foo"),
+        ("{x", "unbalanced braces: 1 '{' not closed"),
+        ("x}", "unbalanced braces: '}' without a matching '{'"),
+        ("\\text{x", "unbalanced braces: 1 '{' not closed"),
+        ("\\frac{a}", "missing argument: \\frac needs 2"),
+        ("\\begin{pmatrix} 1", "unclosed environment \\begin{pmatrix}"),
+        ("\\begin{pmatrix} 1 \\end{bmatrix}", "\\begin{pmatrix} closed by \\end{bmatrix}"),
+        ("a & b", "'&' outside a matrix environment (use pmatrix, bmatrix or cases)"),
+        ("x^", "cannot convert (MissingSuperScriptOrSubscriptError)"),
+        ("  ", "empty formula"),
+    ],
+)
+def test_bad_latex(tex, message):
+    with pytest.raises(LatexProblem) as raised:
+        to_mathml(tex, display=False)
+    assert str(raised.value) == message
+
+
+def test_code_highlighting_uses_inline_styles_with_explicit_colours():
+    html = highlight_code("def f(x):\n    return x  # done\n")
+    assert "class=" not in html.replace('class="highlight"', "")
+    assert "background: #f0f0f0; color: #1f2328" in html  # readable in night mode too
+    assert '<span style="color: #007020; font-weight: bold">def</span>' in html

@@ -1,0 +1,121 @@
+"""The two source forms, and reproducible packages."""
+
+from __future__ import annotations
+
+import os
+
+from tests.conftest import import_package, run_cli
+
+YAML_FORM = """
+    deck: Top::Sub
+    type: fact
+    tags: [t1]
+    cards:
+      - id: rank
+        source: [fact-01, fact-02]
+        tags: [topic::tensors]
+        q: |
+          What is the rank of a tensor with shape $(3, 4, 5)$?
+        a: |
+          **3**
+        why: |
+          Rank counts axes:
+
+          $$\\operatorname{rank} = \\operatorname{len}(\\text{shape})$$
+    """
+
+MARKDOWN_FORM = """
+    ---
+    deck: Top::Sub
+    type: fact
+    tags: [t1]
+    ---
+
+    ## What is the rank of a tensor with shape $(3, 4, 5)$?
+    id: rank
+    source: [fact-01, fact-02]
+    tags: [topic::tensors]
+
+    **3**
+
+    ### Why
+
+    Rank counts axes:
+
+    $$\\operatorname{rank} = \\operatorname{len}(\\text{shape})$$
+    """
+
+
+def _fields_of_only_note(col):
+    (nid,) = col.find_notes("")
+    note = col.get_note(nid)
+    return note.note_type()["name"], list(note.items()), sorted(note.tags), note.guid
+
+
+def test_markdown_and_yaml_give_identical_notes(project, tmp_path, collection):
+    from anki.collection import Collection
+
+    yaml_cards = project({"a.yaml": YAML_FORM})
+    assert run_cli("build", yaml_cards, "--out", tmp_path / "y", "--quiet") == 0
+    import_package(collection, tmp_path / "y" / "top.apkg")
+
+    md_dir = tmp_path / "md"
+    md_dir.mkdir()
+    (md_dir / "a.md").write_text(MARKDOWN_FORM.replace("\n    ", "\n").lstrip())
+    assert run_cli("build", md_dir, "--out", tmp_path / "m", "--quiet") == 0
+    other = Collection(str(tmp_path / "other.anki2"))
+    try:
+        import_package(other, tmp_path / "m" / "top.apkg")
+        assert _fields_of_only_note(other) == _fields_of_only_note(collection)
+    finally:
+        other.close()
+    name, fields, tags, _ = _fields_of_only_note(collection)
+    assert fields[3][1].startswith("<p>Rank counts axes:</p>\n<div class=\"math-display\"><math")
+
+
+def test_same_sources_and_epoch_give_identical_bytes(project, tmp_path, monkeypatch):
+    cards = project({"a.yaml": YAML_FORM})
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    assert run_cli("build", cards, "--out", tmp_path / "one", "--quiet") == 0
+    os.utime(cards / "a.yaml")  # touching the sources must not matter when the epoch is set
+    assert run_cli("build", cards, "--out", tmp_path / "two", "--quiet") == 0
+    first = sorted((tmp_path / "one").iterdir())
+    assert [p.name for p in first] == ["top-sub.apkg", "top.apkg"]
+    for path in first:
+        assert path.read_bytes() == (tmp_path / "two" / path.name).read_bytes()
+
+
+def test_timestamp_grows_when_a_source_changes(project, tmp_path, collection, monkeypatch):
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    cards = project({"a.yaml": YAML_FORM})
+    assert run_cli("build", cards, "--out", tmp_path / "d", "--quiet") == 0
+    import_package(collection, tmp_path / "d" / "top.apkg")
+    (nid,) = collection.find_notes("")
+    first_mod = collection.get_note(nid).mod
+    later = first_mod + 100
+    os.utime(cards / "a.yaml", (later, later))
+    assert run_cli("build", cards, "--out", tmp_path / "d", "--quiet") == 0
+    import_package(collection, tmp_path / "d" / "top.apkg")
+    assert collection.get_note(nid).mod == later
+
+
+def test_unwritable_output_leaves_nothing_half_written(project, tmp_path, capsys):
+    cards = project({"a.yaml": YAML_FORM})
+    out = tmp_path / "ro"
+    assert run_cli("build", cards, "--out", out, "--quiet") == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    (cards / "a.yaml").write_text((cards / "a.yaml").read_text().replace("**3**", "**three**"))
+    out.chmod(0o555)
+    try:
+        if os.access(out, os.W_OK):  # root ignores permissions: make the target a folder instead
+            out.chmod(0o755)
+            (out / "top.apkg").unlink()
+            (out / "top.apkg").mkdir()
+            before["top.apkg"] = None
+        status = run_cli("build", cards, "--out", out, "--quiet")
+    finally:
+        out.chmod(0o755)
+    err = capsys.readouterr().err
+    assert status == 1
+    assert "error: cannot write" in err and "Traceback" not in err
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
