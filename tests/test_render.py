@@ -57,6 +57,11 @@ def test_bad_formula_is_reported_with_its_offset():
     assert rendered.problems == ((12, "$\\nope$", "unknown control sequence \\nope"),)
 
 
+def test_standard_operator_missing_from_latex2mathml_converts():
+    mathml = to_mathml("\\arg\\max_x f", display=False)
+    assert "<mo>arg</mo>" in mathml and "\\arg\\max_x f</annotation>" in mathml
+
+
 def test_mathml_keeps_tex_for_mathjax_fallback():
     assert to_mathml("a < b", display=False).endswith(
         '<annotation encoding="application/x-tex">a &lt; b</annotation></semantics></math>'

@@ -62,8 +62,8 @@ def build_timestamp(newest_source_mtime: int) -> int:
     and Anki's importer only updates notes whose modification time is newer than its own.
     Raises :class:`~deckbuild.errors.PackageError` for a malformed ``SOURCE_DATE_EPOCH``.
     """
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    if epoch is not None:
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if epoch:
         try:
             return int(epoch)
         except ValueError:

@@ -23,6 +23,8 @@ MATHML_NS = "{http://www.w3.org/1998/Math/MathML}"
 ARITY = {"mfrac": 2, "msub": 2, "msup": 2, "msubsup": 3, "mroot": 2, "mover": 2, "munder": 2, "munderover": 3}
 _BEGIN_END_RE = re.compile(r"\\(begin|end)\s*\{([^}]*)\}")
 _MATH_TAG_RE = re.compile(r"^(<math\b[^>]*>)(.*)(</math>)$", re.S)
+# Standard LaTeX operator names that latex2mathml 3.81 does not know, as \operatorname.
+_MISSING_OPERATORS = re.compile(r"\\(arg)(?![A-Za-z])")
 
 
 class LatexProblem(ValueError):
@@ -42,7 +44,7 @@ def to_mathml(tex: str, display: bool) -> str:
     _check_braces(tex)
     _check_environments(tex)
     try:
-        mathml = convert(tex, display="block" if display else "inline")
+        mathml = convert(_MISSING_OPERATORS.sub(r"\\operatorname{\1}", tex), display="block" if display else "inline")
     except Exception as exc:  # latex2mathml raises bare subclasses of Exception
         detail = str(exc).strip()
         raise LatexProblem(f"cannot convert ({type(exc).__name__}{': ' + detail if detail else ''})") from None
