@@ -14,11 +14,12 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from deckbuild.cache import Cache
 from deckbuild.errors import BuildFailed, Diagnostic, PackageError, Severity
 from deckbuild.execute import ExecuteStats, execute
 from deckbuild.load import load
 from deckbuild.model import BuildReport, Kind
-from deckbuild.package import build_package, plan_packages, write_package
+from deckbuild.package import plan_packages, write_packages
 from deckbuild.render import render
 from deckbuild.validate import validate
 
@@ -30,7 +31,8 @@ _OWN_FILES = tuple(Path(__file__).parent / name for name in ("notetypes.py", "te
 class BuildOptions:
     """What to build and how.
 
-    ``out_dir`` ``None`` means check only: nothing is written, not even the output cache.
+    ``out_dir`` ``None`` means check only: nothing is written, not even the build cache.
+    ``cache_dir`` ``None`` means no cache: render and run everything.
     ``run_code`` ``False`` skips running snippets (a check that only validates and renders).
     ``timestamp`` (seconds since the epoch) overrides the notes' modification time.
     """
@@ -80,21 +82,23 @@ def build(options: BuildOptions) -> BuildResult:
     in both cases no existing package is changed.
     """
     started = time.perf_counter()
-    # First gather all data: nothing is written until every card has loaded, rendered and run.
-    loaded = load(options.sources)
-    problems = loaded.problems + validate(loaded.cards)
-    rendered, render_problems = render(loaded.cards)
-    problems += render_problems
-    stats = ExecuteStats()
-    outputs = {}
-    if options.run_code:
-        outputs, run_problems, stats = execute(
-            loaded.cards,
-            cache_dir=options.cache_dir if options.out_dir is not None else None,
-            python=options.python,
-            progress=options.progress,
-        )
-        problems += run_problems
+    cache = Cache(options.cache_dir) if options.cache_dir is not None and options.out_dir is not None else None
+    try:
+        # First gather all data: nothing is written until every card has loaded, rendered and run.
+        loaded = load(options.sources)
+        problems = loaded.problems + validate(loaded.cards)
+        rendered, render_problems = render(loaded.cards, cache)
+        problems += render_problems
+        stats = ExecuteStats()
+        outputs = {}
+        if options.run_code:
+            outputs, run_problems, stats = execute(
+                loaded.cards, cache=cache, python=options.python, progress=options.progress
+            )
+            problems += run_problems
+    finally:
+        if cache is not None:
+            cache.close()
     problems.sort(key=lambda d: (d.location is None, d.location or 0))
     if any(d.severity is Severity.ERROR or options.strict for d in problems):
         raise BuildFailed(problems)
@@ -110,9 +114,6 @@ def build(options: BuildOptions) -> BuildResult:
     written: list[Path] = []
     if options.out_dir is not None and rendered:
         timestamp = options.timestamp if options.timestamp is not None else build_timestamp(loaded.newest_mtime)
-        for plan in plan_packages(rendered):
-            path = options.out_dir / plan.filename
-            write_package(build_package(plan.cards, outputs), path, timestamp)
-            written.append(path)
+        written = write_packages(plan_packages(rendered), outputs, options.out_dir, timestamp)
     report = replace(report, packages=tuple(p.name for p in written), seconds=time.perf_counter() - started)
     return BuildResult(report, problems, written)

@@ -9,23 +9,20 @@ output cap), so an unchanged snippet never runs twice.
 
 from __future__ import annotations
 
-import hashlib
 import html
-import json
 import platform
 import sys
 from dataclasses import dataclass
 from importlib import metadata
-from pathlib import Path
 
 from tqdm import tqdm
 
+from deckbuild.cache import Cache, content_key
 from deckbuild.errors import Diagnostic, Location, Severity
 from deckbuild.model import Card, CodeOutput, Kind
 from deckbuild.runner import RUNNER_VERSION, RunResult, Worker, WorkerError
 
 MAX_OUTPUT_BYTES = 65536
-CACHE_FORMAT = 1
 
 
 @dataclass(frozen=True)
@@ -45,18 +42,22 @@ def _version(package: str) -> str:
 
 
 def cache_key(code: str, python: str) -> str:
-    """Return the cache key (hex SHA-256) of a snippet run by interpreter ``python``."""
-    parts = {
-        "format": CACHE_FORMAT,
-        "code": code,
-        "python": python,
-        "python_version": platform.python_version() if python == sys.executable else python,
-        "torch": _version("torch"),
-        "numpy": _version("numpy"),
-        "runner": RUNNER_VERSION,
-        "max_output_bytes": MAX_OUTPUT_BYTES,
-    }
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+    """Return the cache key (hex SHA-256) of a snippet run by interpreter ``python``.
+
+    It covers everything that can change what the snippet prints: the code, the
+    interpreter and its version, torch and numpy versions, the runner's version and the
+    output cap. (Versions are those of the build's own environment; for another
+    ``--python`` its path stands in for them.)
+    """
+    return content_key(
+        code,
+        python,
+        platform.python_version(),
+        _version("torch"),
+        _version("numpy"),
+        RUNNER_VERSION,
+        str(MAX_OUTPUT_BYTES),
+    )
 
 
 def output_html(result: RunResult) -> str:
@@ -102,13 +103,13 @@ def _error_location(card: Card, result: RunResult) -> Location:
 def execute(
     cards: list[Card],
     *,
-    cache_dir: Path | None,
+    cache: Cache | None,
     python: str = sys.executable,
     progress: bool | None = None,
 ) -> tuple[dict[str, CodeOutput], list[Diagnostic], ExecuteStats]:
     """Run the snippet of every code card in ``cards``.
 
-    ``cache_dir`` holds outputs between builds (``None``: no cache); ``progress`` shows a
+    ``cache`` keeps outputs between builds (``None``: run everything); ``progress`` shows a
     progress bar (``None``: only on a terminal). Returns outputs by card id, problems
     (a snippet that raised, timed out, or printed nothing) and counts.
     """
@@ -117,11 +118,12 @@ def execute(
     problems: list[Diagnostic] = []
     to_run: list[tuple[Card, str]] = []
     cached = 0
+    keys = {card.id: cache_key(card.code.value, python) for card in code_cards}
+    hits = cache.get_many("output", keys.values()) if cache else {}
     for card in code_cards:
-        key = cache_key(card.code.value, python)
-        entry = _read_cache(cache_dir, key)
-        if entry is not None:
-            outputs[card.id] = CodeOutput(card.id, entry, cached=True)
+        key = keys[card.id]
+        if key in hits:
+            outputs[card.id] = CodeOutput(card.id, hits[key], cached=True)
             cached += 1
         else:
             to_run.append((card, key))
@@ -140,30 +142,9 @@ def execute(
                         problems.append(Diagnostic(card.code.location, Severity.WARNING, f"code card '{card.id}' printed nothing"))
                     rendered = output_html(result)
                     outputs[card.id] = CodeOutput(card.id, rendered, cached=False, seconds=result.seconds)
-                    _write_cache(cache_dir, key, rendered)
+                    if cache:
+                        cache.put_many("output", {key: rendered})
         except WorkerError as exc:
             problems.append(Diagnostic(None, Severity.ERROR, f"cannot run code cards with {python}: {exc}"))
             failed = len(to_run)
     return outputs, problems, ExecuteStats(run=len(to_run), cached=cached, failed=failed)
-
-
-def _read_cache(cache_dir: Path | None, key: str) -> str | None:
-    if cache_dir is None:
-        return None
-    try:
-        return json.loads((cache_dir / "outputs" / f"{key}.json").read_text(encoding="utf-8"))["html"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def _write_cache(cache_dir: Path | None, key: str, rendered: str) -> None:
-    if cache_dir is None:
-        return
-    folder = cache_dir / "outputs"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        temp = folder / f".{key}.tmp"
-        temp.write_text(json.dumps({"html": rendered}), encoding="utf-8")
-        temp.replace(folder / f"{key}.json")
-    except OSError:
-        pass  # a cache that cannot be written only costs a re-run next time

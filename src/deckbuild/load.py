@@ -169,8 +169,19 @@ def _parse_yaml(path: Path, text: str, line_offset: int = 0):
     ], problems
 
 
+_FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _compose(path: Path, text: str, line_offset: int, problems: list[Diagnostic]):
-    """Compose a YAML document into a node tree, recording syntax errors."""
+    """Compose a YAML document into a node tree, recording syntax errors.
+
+    libyaml (``CSafeLoader``) parses about ten times faster; on a syntax error the pure
+    Python loader parses again, because its messages say more than libyaml's.
+    """
+    try:
+        return yaml.compose(text, Loader=_FAST_LOADER)
+    except yaml.YAMLError:
+        pass
     try:
         return yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:

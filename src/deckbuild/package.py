@@ -5,8 +5,11 @@
 - Reproducible: the same notes and ``timestamp`` give byte-identical files. genanki's own
   ``write_to_file`` stamps the zip entry with the temporary database file's mtime, so the
   zip is written here with the entry time taken from ``timestamp``.
-- Atomic: each package is written to a temporary file in the output folder, then renamed
-  over the old one, so a failed build never leaves a half-written ``.apkg``.
+- Atomic: every package is first written to a temporary file in the output folder; only
+  when all of them are written are they renamed over the old ones, so a failed build
+  never leaves a half-written ``.apkg`` or a mix of old and new packages.
+- Parallel: a large build writes the all-decks package and the per-collection packages
+  (the same notes twice) in two processes.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import hashlib
 import html
 import itertools
 import json
+import multiprocessing
 import os
 import re
 import sqlite3
@@ -112,12 +116,65 @@ def build_package(cards: tuple[RenderedCard, ...], outputs: dict[str, CodeOutput
     return genanki.Package([decks[name] for name in sorted(decks)])
 
 
-def write_package(package: genanki.Package, path: Path, timestamp: int) -> None:
-    """Write ``package`` to ``path`` atomically and reproducibly.
+PARALLEL_NOTES = 4000  # notes in a build before a second writer process pays for itself
 
-    ``timestamp`` (seconds since the epoch) becomes every note's, card's and note type's
-    modification time and the zip entries' date. Raises :class:`PackageError` if the
-    folder cannot be written; the file at ``path`` is then unchanged.
+
+def write_packages(plans: list[PackagePlan], outputs: dict[str, CodeOutput], out_dir: Path, timestamp: int) -> list[Path]:
+    """Write every planned package into ``out_dir``; return their paths.
+
+    All or nothing: raises :class:`PackageError` if any package cannot be written, and then
+    no file in ``out_dir`` has changed.
+    """
+    global _PENDING
+    groups = [plans[:1], plans[1:]] if len(plans) > 1 else [plans]
+    notes = sum(len(plan.cards) for plan in plans)
+    temps: list[tuple[str, Path]] = []
+    try:
+        _PENDING = (groups, outputs, out_dir, timestamp)
+        if notes >= PARALLEL_NOTES and len(groups) == 2 and "fork" in multiprocessing.get_all_start_methods():
+            with multiprocessing.get_context("fork").Pool(2) as pool:
+                results = pool.map(_write_group, range(len(groups)))
+        else:
+            results = [_write_group(i) for i in range(len(groups))]
+        for result in results:
+            temps += result
+        for name, temp in temps:
+            try:
+                os.replace(temp, out_dir / name)
+            except OSError as exc:
+                raise PackageError(f"cannot write {out_dir / name}: {exc.strerror or exc}") from None
+    except BaseException:
+        for _, temp in temps:
+            temp.unlink(missing_ok=True)
+        raise
+    finally:
+        _PENDING = None
+    return [out_dir / plan.filename for plan in plans]
+
+
+_PENDING = None  # what _write_group works on; set by write_packages, inherited across fork
+
+
+def _write_group(index: int) -> list[tuple[str, Path]]:
+    """Write one group of planned packages to temporary files; return (name, temp path)."""
+    groups, outputs, out_dir, timestamp = _PENDING
+    written: list[tuple[str, Path]] = []
+    try:
+        for plan in groups[index]:
+            written.append((plan.filename, write_package(build_package(plan.cards, outputs), out_dir / plan.filename, timestamp)))
+    except BaseException:
+        for _, temp in written:
+            temp.unlink(missing_ok=True)
+        raise
+    return written
+
+
+def write_package(package: genanki.Package, path: Path, timestamp: int) -> Path:
+    """Write ``package`` reproducibly to a temporary file beside ``path``; return its path.
+
+    The caller renames it to ``path`` (see :func:`write_packages`). ``timestamp`` (seconds
+    since the epoch) becomes every note's, card's and note type's modification time and the
+    zip entries' date. Raises :class:`PackageError` if the folder cannot be written.
     """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -144,7 +201,7 @@ def write_package(package: genanki.Package, path: Path, timestamp: int) -> None:
                     info.external_attr = 0o644 << 16
                     archive.writestr(info, data)
             os.chmod(temp_zip, 0o644)
-            os.replace(temp_zip, path)
+            return Path(temp_zip)
         except BaseException:
             Path(temp_zip).unlink(missing_ok=True)
             raise

@@ -5,13 +5,18 @@ Markdown â†’ HTML with Python-Markdown (tables, fenced code, sane lists), math â
 every Anki client (desktop, AnkiDroid, AnkiMobile), and each code block sets its own
 foreground and background colours, so it stays readable in night mode.
 
-Pure functions of the cards: nothing here reads or writes files.
+Pure functions of the cards: files are touched only through the optional build cache.
 """
 
 from __future__ import annotations
 
+import hashlib
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
 
 from markdown import Markdown
 from markdown.extensions.codehilite import CodeHiliteExtension
@@ -20,6 +25,7 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer
 from pygments.styles import get_style_by_name
 
+from deckbuild.cache import Cache, content_key
 from deckbuild.errors import Diagnostic, Severity
 from deckbuild.mathext import MathExtension
 from deckbuild.model import Card, RenderedCard, Text
@@ -75,9 +81,8 @@ class MarkdownRenderer:
 _renderer: MarkdownRenderer | None = None
 
 
-@lru_cache(maxsize=65536)
 def render_markdown(source: str) -> RenderedText:
-    """Render one Markdown text, memoised by its content (many cards share short texts)."""
+    """Render one Markdown text with this process's converter."""
     global _renderer
     if _renderer is None:
         _renderer = MarkdownRenderer()
@@ -86,12 +91,77 @@ def render_markdown(source: str) -> RenderedText:
 
 def highlight_code(code: str) -> str:
     """Return ``code`` (Python source) as highlighted HTML with inline styles."""
-    formatter = HtmlFormatter(noclasses=True, style=PYGMENTS_STYLE, prestyles=CODE_BLOCK_STYLE, nobackground=False)
+    formatter = HtmlFormatter(noclasses=True, style=PYGMENTS_STYLE, prestyles=CODE_BLOCK_STYLE)
     return highlight(code, PythonLexer(), formatter)
 
 
-def render_card(card: Card) -> tuple[RenderedCard, list[Diagnostic]]:
-    """Render every text field of ``card``; bad formulas become located diagnostics."""
+def _render_version() -> str:
+    """Identify everything that changes rendered HTML: libraries and deckbuild's renderer code."""
+    own = b"".join(Path(__file__).with_name(name).read_bytes() for name in ("render.py", "mathext.py", "latex.py"))
+    libraries = [f"{name}={metadata.version(name)}" for name in ("markdown", "latex2mathml", "pygments")]
+    return content_key(*libraries, hashlib.sha256(own).hexdigest())
+
+
+RENDER_VERSION = _render_version()
+PARALLEL_THRESHOLD = 2000  # texts to render before a second process pays for its start-up
+
+
+def _render_all(texts: list[str]) -> list[RenderedText]:
+    """Render ``texts``, on every core when there are many (each process has its own converter)."""
+    workers = min(os.cpu_count() or 1, 4)
+    if len(texts) < PARALLEL_THRESHOLD or workers < 2:
+        return [render_markdown(t) for t in texts]
+    try:
+        context = multiprocessing.get_context("fork")
+    except ValueError:  # no fork (Windows, macOS default): one process
+        return [render_markdown(t) for t in texts]
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        return list(pool.map(render_markdown, texts, chunksize=max(1, len(texts) // (workers * 8))))
+
+
+def render(cards: list[Card], cache: Cache | None = None) -> tuple[list[RenderedCard], list[Diagnostic]]:
+    """Render all cards; returns the rendered cards and every LaTeX problem found.
+
+    ``cache`` (optional) supplies and keeps renders by content hash; renders with problems
+    are never cached.
+    """
+    texts = list(dict.fromkeys(t.value for c in cards for t in _texts(c) if t is not None))
+    codes = list(dict.fromkeys(c.code.value for c in cards if c.code is not None))
+    keys = {t: content_key(RENDER_VERSION, "md", t) for t in texts}
+    code_keys = {c: content_key(RENDER_VERSION, "code", c) for c in codes}
+    hits = cache.get_many("render", [*keys.values(), *code_keys.values()]) if cache else {}
+
+    done: dict[str, RenderedText] = {}
+    for text, key in keys.items():
+        if key in hits:
+            html, formulas = hits[key]
+            done[text] = RenderedText(html, formulas, ())
+    misses = [t for t in texts if t not in done]
+    fresh = dict(zip(misses, _render_all(misses)))
+    done.update(fresh)
+    highlighted = {c: hits[k] for c, k in code_keys.items() if k in hits}
+    new_code = {c: highlight_code(c) for c in codes if c not in highlighted}
+    highlighted.update(new_code)
+    if cache:
+        store = {keys[t]: [r.html, r.formulas] for t, r in fresh.items() if not r.problems}
+        store.update({code_keys[c]: h for c, h in new_code.items()})
+        cache.put_many("render", store)
+
+    out: list[RenderedCard] = []
+    problems: list[Diagnostic] = []
+    for card in cards:
+        rendered, card_problems = _assemble(card, done, highlighted)
+        out.append(rendered)
+        problems += card_problems
+    return out, problems
+
+
+def _texts(card: Card) -> tuple[Text | None, ...]:
+    return (card.q, card.a, card.topic, card.why, card.follow_up, card.follow_up_a)
+
+
+def _assemble(card: Card, done: dict[str, RenderedText], highlighted: dict[str, str]):
+    """Build one card's :class:`RenderedCard` from rendered texts; locate its bad formulas."""
     problems: list[Diagnostic] = []
     formulas = 0
 
@@ -99,7 +169,7 @@ def render_card(card: Card) -> tuple[RenderedCard, list[Diagnostic]]:
         nonlocal formulas
         if text is None:
             return ""
-        rendered = render_markdown(text.value)
+        rendered = done[text.value]
         formulas += rendered.formulas
         for offset, formula, message in rendered.problems:
             location = text.location_of(offset) if offset >= 0 else text.location
@@ -114,18 +184,7 @@ def render_card(card: Card) -> tuple[RenderedCard, list[Diagnostic]]:
         why=field(card.why),
         follow_up=field(card.follow_up),
         follow_up_answer=field(card.follow_up_a),
-        code_html=highlight_code(card.code.value) if card.code else "",
+        code_html=highlighted[card.code.value] if card.code else "",
         formulas=formulas,
     )
     return rendered, problems
-
-
-def render(cards: list[Card]) -> tuple[list[RenderedCard], list[Diagnostic]]:
-    """Render all cards; returns the rendered cards and every LaTeX problem found."""
-    out: list[RenderedCard] = []
-    problems: list[Diagnostic] = []
-    for card in cards:
-        rendered, card_problems = render_card(card)
-        out.append(rendered)
-        problems += card_problems
-    return out, problems

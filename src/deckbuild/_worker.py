@@ -1,0 +1,486 @@
+"""Snippet worker for :mod:`deckbuild.runner` (the child-process side).
+
+Standalone file: standard library only, no deckbuild imports, and kept
+compatible with Python 3.8+ because it runs under whatever interpreter the
+user's torch lives in. ``runner.py`` starts it as::
+
+    python -c "<bootstrap that execs this file>" /path/to/_worker.py '<json config>'
+
+so the directory holding this file is never on ``sys.path`` (a module there
+could otherwise shadow the standard library inside snippets).
+
+Protocol
+--------
+Frames in both directions are a 4-byte big-endian length followed by that many
+bytes of ASCII JSON. At start-up the worker duplicates its stdin/stdout file
+descriptors for the protocol and points fd 0 at the null device and fd 1 at
+fd 2, so nothing a snippet does with ``print``, ``os.write(1, ...)`` or child
+processes can corrupt the protocol. Python-level output (``sys.stdout``,
+``sys.stderr``, warnings, tracebacks printed by the snippet) is captured per
+run and capped; output written straight to file descriptors 1/2 (C code,
+child processes) ends up on the worker's stderr, which the parent only keeps
+for crash diagnostics.
+
+parent -> worker::
+
+    {"op": "run", "id": int, "code": str, "max_output": int}   # bytes per stream
+    {"op": "exit"}
+
+worker -> parent::
+
+    {"op": "hello", "pid": int, "python": str, "torch": str|null,
+     "numpy": str|null, "preload_errors": {module: message}}
+    {"op": "out", "id": int, "stream": "stdout"|"stderr", "data": str,
+     "truncated": bool}                      # the stream hit the cap
+    {"op": "done", "id": int, "error": str|null, "error_line": int|null,
+     "seconds": float, "truncated": {"stdout": bool, "stderr": bool, "error": bool}}
+
+``out`` frames stream output in chunks (line by line for the first 1000
+frames, then every 0.1 s) so that a run that times out or crashes still
+reports what it printed so far.
+"""
+
+import builtins
+import io
+import json
+import linecache
+import os
+import platform
+import random
+import sys
+import threading
+import time
+import traceback
+import types
+import warnings
+
+SNIPPET_FILENAME = "<snippet>"
+FLUSH_INTERVAL = 0.1  # seconds between streamed output chunks
+
+# Fixed print options applied before every snippet (documented in runner.py).
+NUMPY_PRINTOPTIONS = dict(
+    precision=4, threshold=1000, edgeitems=3, linewidth=75, suppress=False,
+    nanstr="nan", infstr="inf", sign="-", floatmode="maxprec", formatter=None,
+    legacy=False,
+)
+TORCH_PRINTOPTIONS = dict(
+    precision=4, threshold=1000, edgeitems=3, linewidth=80, sci_mode=None,
+)
+SEED = 0
+
+
+def truncation_note(limit):
+    """The visible marker appended to a capped stream."""
+    return "\u2026 [output truncated at %d bytes]\n" % limit
+
+
+def cap_text(text, limit):
+    """Cap ``text`` at ``limit`` UTF-8 bytes; return (text, truncated)."""
+    data = text.encode("utf-8", "backslashreplace")
+    if len(data) <= limit:
+        return data.decode("utf-8"), False
+    text = data[:limit].decode("utf-8", "ignore")
+    if text and not text.endswith("\n"):
+        text += "\n"
+    return text + truncation_note(limit), True
+
+
+# --------------------------------------------------------------------------
+# protocol
+
+class Channel(object):
+    """Length-prefixed JSON frames over two private file descriptors."""
+
+    def __init__(self, fd_in, fd_out):
+        self.fd_in = fd_in
+        self.fd_out = fd_out
+        self.lock = threading.Lock()
+
+    def _read_exact(self, n):
+        buf = bytearray()
+        while len(buf) < n:
+            chunk = os.read(self.fd_in, n - len(buf))
+            if not chunk:
+                return None
+            buf += chunk
+        return bytes(buf)
+
+    def recv(self):
+        head = self._read_exact(4)
+        if head is None:
+            return None
+        body = self._read_exact(int.from_bytes(head, "big"))
+        if body is None:
+            return None
+        return json.loads(body.decode("ascii"))
+
+    def send(self, obj):
+        body = json.dumps(obj, ensure_ascii=True).encode("ascii")
+        data = memoryview(len(body).to_bytes(4, "big") + body)
+        with self.lock:
+            while data:
+                written = os.write(self.fd_out, data)
+                data = data[written:]
+
+
+# --------------------------------------------------------------------------
+# output capture
+
+class Capture(object):
+    """Collects one run's stdout/stderr, capped per stream, and streams it out.
+
+    Line-buffered for the first LINE_BUFFERED_FRAMES frames (so output printed
+    right before a crash reaches the parent), then sent in batches by the
+    Flusher thread every FLUSH_INTERVAL seconds.
+    """
+
+    LINE_BUFFERED_FRAMES = 1000
+
+    def __init__(self, channel, run_id, limit):
+        self.channel = channel
+        self.run_id = run_id
+        self.limit = limit
+        self.lock = threading.RLock()
+        self.pending = {"stdout": [], "stderr": []}
+        self.used = {"stdout": 0, "stderr": 0}
+        self.truncated = {"stdout": False, "stderr": False}
+        self.reported = {"stdout": False, "stderr": False}
+        self.frames = 0
+
+    def add(self, stream, text):
+        if not text:
+            return
+        with self.lock:
+            room = self.limit - self.used[stream]
+            if room <= 0:
+                self.truncated[stream] = True
+                return
+            # Every character takes at least one byte: slicing first bounds the
+            # work for a single gigantic write.
+            clipped = len(text) > room
+            data = text[:room].encode("utf-8", "backslashreplace")
+            if len(data) > room:
+                data = data[:room]
+                clipped = True
+            if clipped:
+                self.truncated[stream] = True
+            self.pending[stream].append(data.decode("utf-8", "ignore"))
+            self.used[stream] += len(data)
+            if "\n" in text and self.frames < self.LINE_BUFFERED_FRAMES:
+                self.flush()
+
+    def flush(self):
+        # The lock is held while sending so chunks can never overtake each
+        # other (or the final "done" frame, which is sent after a flush).
+        with self.lock:
+            for stream in ("stdout", "stderr"):
+                parts = self.pending[stream]
+                newly_cut = self.truncated[stream] and not self.reported[stream]
+                if parts or newly_cut:
+                    self.pending[stream] = []
+                    self.reported[stream] = self.truncated[stream]
+                    self.frames += 1
+                    self.channel.send({"op": "out", "id": self.run_id, "stream": stream,
+                                       "data": "".join(parts),
+                                       "truncated": self.truncated[stream]})
+
+
+class CapturedBinary(object):
+    """``sys.stdout.buffer`` stand-in: decodes UTF-8 bytes into the capture."""
+
+    def __init__(self, text_stream):
+        import codecs
+        self._text = text_stream
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+
+    def write(self, data):
+        self._text.write(self._decoder.decode(bytes(data)))
+        return len(data)
+
+    def flush(self):
+        pass
+
+    def writable(self):
+        return True
+
+    def isatty(self):
+        return False
+
+
+class CapturedText(io.TextIOBase):
+    """A text stream that feeds a :class:`Capture` (replaces sys.stdout/stderr)."""
+
+    encoding = "utf-8"
+    errors = "backslashreplace"
+
+    def __init__(self, capture, stream):
+        super(CapturedText, self).__init__()
+        self._capture = capture
+        self._stream = stream
+        self.buffer = CapturedBinary(self)
+
+    @property
+    def name(self):
+        return "<%s>" % self._stream
+
+    def writable(self):
+        return True
+
+    def isatty(self):
+        return False
+
+    def write(self, text):
+        if self.closed:
+            raise ValueError("I/O operation on closed file.")
+        if not isinstance(text, str):
+            raise TypeError("write() argument must be str, not %s" % type(text).__name__)
+        self._capture.add(self._stream, text)
+        return len(text)
+
+    def flush(self):
+        if self.closed:
+            raise ValueError("I/O operation on closed file.")
+
+
+class Flusher(threading.Thread):
+    """Background thread sending the current run's output every FLUSH_INTERVAL."""
+
+    def __init__(self):
+        super(Flusher, self).__init__(name="deckbuild-flusher", daemon=True)
+        self.current = None
+
+    def run(self):
+        while True:
+            time.sleep(FLUSH_INTERVAL)
+            capture = self.current
+            if capture is not None:
+                try:
+                    capture.flush()
+                except OSError:
+                    return  # parent went away
+
+
+# --------------------------------------------------------------------------
+# error formatting
+
+def short_path(filename):
+    """Machine-independent spelling of a library path (for warnings)."""
+    norm = filename.replace("\\", "/")
+    for marker in ("/site-packages/", "/dist-packages/"):
+        if marker in norm:
+            return norm.split(marker, 1)[1]
+    stdlib = os.path.dirname(os.__file__).replace("\\", "/") + "/"
+    if norm.startswith(stdlib):
+        return norm[len(stdlib):]
+    return filename
+
+
+def format_warning(message, category, filename, lineno, line=None):
+    text = "%s:%s: %s: %s\n" % (short_path(filename), lineno, category.__name__, message)
+    if filename == SNIPPET_FILENAME:
+        source = linecache.getline(filename, lineno).strip()
+        if source:
+            text += "  %s\n" % source
+    return text
+
+
+def _keep_snippet_frames(te, seen):
+    """Drop frames outside the snippet from a TracebackException chain."""
+    if te is None or id(te) in seen:
+        return
+    seen.add(id(te))
+    frames = [f for f in te.stack if f.filename == SNIPPET_FILENAME]
+    te.stack = traceback.StackSummary.from_list(frames)
+    if not frames and hasattr(te, "exc_traceback"):
+        te.exc_traceback = None  # Python < 3.11 prints the header from this
+    _keep_snippet_frames(te.__cause__, seen)
+    _keep_snippet_frames(te.__context__, seen)
+    for sub in getattr(te, "exceptions", None) or ():
+        _keep_snippet_frames(sub, seen)
+
+
+def format_error(exc):
+    """Return (traceback text with snippet frames only, 1-based snippet line)."""
+    line = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == SNIPPET_FILENAME:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    if line is None and isinstance(exc, SyntaxError) and exc.filename == SNIPPET_FILENAME:
+        line = exc.lineno
+    try:
+        te = traceback.TracebackException(type(exc), exc, exc.__traceback__, compact=True)
+    except TypeError:  # Python < 3.10
+        te = traceback.TracebackException(type(exc), exc, exc.__traceback__)
+    _keep_snippet_frames(te, set())
+    return "".join(te.format()), line
+
+
+# --------------------------------------------------------------------------
+# the worker
+
+class Worker(object):
+    def __init__(self, channel, preload):
+        self.channel = channel
+        self.preload_errors = {}
+        for name in preload:
+            try:
+                __import__(name)
+            except BaseException as exc:  # broken installs raise all sorts
+                self.preload_errors[name] = "%s: %s" % (type(exc).__name__, exc)
+        torch = sys.modules.get("torch")
+        if torch is not None:
+            try:
+                torch.set_num_interop_threads(1)  # only allowed once, before use
+            except Exception:
+                pass
+        self.base_cwd = os.getcwd()
+        self.base_path = list(sys.path)
+        self.base_argv = [SNIPPET_FILENAME]
+        self.base_env = dict(os.environ)
+        self.base_recursion = sys.getrecursionlimit()
+        self.base_filters = list(warnings.filters)
+        self.base_showwarning = warnings.showwarning
+        self.flusher = Flusher()
+        self.flusher.start()
+
+    def hello(self):
+        torch = sys.modules.get("torch")
+        numpy = sys.modules.get("numpy")
+        return {
+            "op": "hello",
+            "pid": os.getpid(),
+            "python": platform.python_version(),
+            "torch": getattr(torch, "__version__", None) if torch else None,
+            "numpy": getattr(numpy, "__version__", None) if numpy else None,
+            "preload_errors": self.preload_errors,
+        }
+
+    def reset(self):
+        """Put every piece of process state a snippet may touch back to fixed values."""
+        os.chdir(self.base_cwd)
+        sys.path[:] = self.base_path
+        sys.argv[:] = self.base_argv
+        if dict(os.environ) != self.base_env:
+            os.environ.clear()
+            os.environ.update(self.base_env)
+        sys.setrecursionlimit(self.base_recursion)
+        warnings.resetwarnings()  # bumps the filter version: "shown once" registries reset
+        warnings.filters[:] = self.base_filters
+        warnings.onceregistry.clear()
+        warnings.showwarning = self.base_showwarning
+        warnings.formatwarning = format_warning
+        logging = sys.modules.get("logging")
+        if logging is not None:
+            root = logging.getLogger()
+            for handler in list(root.handlers):
+                root.removeHandler(handler)
+            root.setLevel(logging.WARNING)
+            logging.disable(logging.NOTSET)
+
+        random.seed(SEED)
+        np = sys.modules.get("numpy")
+        if np is not None:
+            np.random.seed(SEED)
+            np.set_printoptions(**NUMPY_PRINTOPTIONS)
+            np.seterr(all="warn", under="ignore")
+        torch = sys.modules.get("torch")
+        if torch is not None:
+            torch.manual_seed(SEED)
+            torch.set_default_dtype(torch.float32)
+            torch.set_num_threads(1)
+            torch.set_printoptions(profile="default")
+            torch.set_printoptions(**TORCH_PRINTOPTIONS)
+            torch.set_grad_enabled(True)
+            if hasattr(torch, "set_default_device"):
+                torch.set_default_device(None)
+            torch.autograd.set_detect_anomaly(False)
+
+    def run(self, msg):
+        run_id = msg["id"]
+        code = msg["code"]
+        limit = int(msg["max_output"])
+        capture = Capture(self.channel, run_id, limit)
+        error = error_line = None
+
+        main = types.ModuleType("__main__")
+        main.__dict__["__builtins__"] = builtins
+        saved_main = sys.modules.get("__main__")
+        linecache.cache[SNIPPET_FILENAME] = (
+            len(code), None, code.splitlines(True), SNIPPET_FILENAME)
+        sys.stdout = CapturedText(capture, "stdout")
+        sys.stderr = CapturedText(capture, "stderr")
+        sys.stdin = io.StringIO()  # input() raises EOFError; exit() may close it
+        self.flusher.current = capture
+        start = None
+        try:
+            self.reset()
+            sys.modules["__main__"] = main  # pickling snippet classes works
+            start = time.perf_counter()
+            compiled = compile(code, SNIPPET_FILENAME, "exec", dont_inherit=True)
+            exec(compiled, main.__dict__)
+        except SystemExit as exc:
+            if exc.code not in (None, 0):
+                error, error_line = format_error(exc)
+        except BaseException as exc:
+            error, error_line = format_error(exc)
+        finally:
+            seconds = time.perf_counter() - start if start is not None else 0.0
+            # Break function <-> globals cycles now, while output is still
+            # captured (a __del__ that prints belongs to this run).
+            try:
+                main.__dict__.clear()
+            except BaseException:
+                pass
+            if saved_main is not None:
+                sys.modules["__main__"] = saved_main
+            self.flusher.current = None
+            sys.stdout = sys.__stdout__
+            sys.stderr = sys.__stderr__
+            sys.stdin = sys.__stdin__
+
+        capture.flush()
+        error_truncated = False
+        if error is not None:
+            error, error_truncated = cap_text(error, limit)
+        self.channel.send({
+            "op": "done", "id": run_id, "error": error, "error_line": error_line,
+            "seconds": seconds,
+            "truncated": {"stdout": capture.truncated["stdout"],
+                          "stderr": capture.truncated["stderr"],
+                          "error": error_truncated},
+        })
+
+    def serve(self):
+        self.channel.send(self.hello())
+        while True:
+            msg = self.channel.recv()
+            if msg is None or msg.get("op") == "exit":
+                return
+            if msg.get("op") == "run":
+                self.run(msg)
+
+
+def main(argv):
+    # argv: ["-c", json_config] (the bootstrap removed the path of this file)
+    config = json.loads(argv[1]) if len(argv) > 1 else {}
+    # Private copies of the pipes for the protocol; fds 0/1 are then pointed
+    # elsewhere so snippets (and their children) cannot touch the protocol.
+    fd_in = os.dup(0)
+    fd_out = os.dup(1)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    os.dup2(2, 1)
+    sys.stdin = open(os.devnull, "r")
+    channel = Channel(fd_in, fd_out)
+    worker = Worker(channel, config.get("preload", ()))
+    try:
+        worker.serve()
+    except (BrokenPipeError, OSError):
+        pass  # parent went away
+    os._exit(0)  # skip interpreter teardown (torch threads etc.)
+
+
+main(sys.argv)
