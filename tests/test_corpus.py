@@ -1,0 +1,132 @@
+"""The shipped corpus in cards/: complete, cited, free of placeholders, and importable into Anki."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+
+from deckbuild.build import BuildOptions, build
+from deckbuild.load import load
+from deckbuild.model import Kind
+from tests.conftest import INVENTORY, REPO, import_package
+
+CARDS = REPO / "cards"
+PLACEHOLDERS = re.compile(r"^\s*(test|todo|tbd|fixme|xxx|\.\.\.|answer|placeholder)\s*\.?\s*$", re.I)
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    loaded = load([CARDS])
+    assert loaded.problems == []
+    return loaded.cards
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """Build the whole corpus once (snippets run for real) into a temporary dist/."""
+    root = tmp_path_factory.mktemp("corpus")
+    result = build(BuildOptions(sources=(CARDS,), out_dir=root / "dist", cache_dir=root / "cache", progress=False))
+    assert [d for d in result.diagnostics] == []
+    return root, result
+
+
+def _inventory_ids(name: str) -> list[str]:
+    return [item["id"] for item in yaml.safe_load((INVENTORY / f"{name}.yaml").read_text(encoding="utf-8"))]
+
+
+INVENTORY_FILES = ["quiz", "facts", "probes", "snippets", "interview", "concepts", "chapters", "remember", "extended", "transformers"]
+
+
+@pytest.mark.skipif(not INVENTORY.is_dir(), reason="the study inventory (../shared/inventory) is not here")
+@pytest.mark.parametrize("name", INVENTORY_FILES)
+def test_every_inventory_id_is_cited(corpus, name):
+    cited = {s for card in corpus for s in card.source}
+    missing = [i for i in _inventory_ids(name) if i not in cited]
+    assert missing == []
+
+
+@pytest.mark.skipif(not INVENTORY.is_dir(), reason="the study inventory (../shared/inventory) is not here")
+def test_every_cited_id_exists(corpus):
+    known = {i for name in INVENTORY_FILES for i in _inventory_ids(name)}
+    unknown = sorted({(c.id, s) for c in corpus for s in c.source if s not in known})
+    assert unknown == []
+
+
+def test_every_card_cites_a_source(corpus):
+    assert [c.id for c in corpus if not c.source] == []
+
+
+def test_no_empty_or_placeholder_text(corpus):
+    bad = []
+    for card in corpus:
+        for name in ("q", "a", "why", "follow_up", "follow_up_a"):
+            text = getattr(card, name)
+            if text is not None and (PLACEHOLDERS.match(text.value) or "TODO" in text.value or len(text.value.strip()) < 2):
+                bad.append((card.id, name))
+    assert bad == []
+
+
+def test_tags_use_the_shared_topic_vocabulary(corpus):
+    areas = {
+        "probability", "statistics", "linear-algebra", "calculus", "optimization", "information-theory",
+        "neural-networks", "training", "regularization", "evaluation", "classical-ml", "transformers", "llm",
+        "generative-models", "pytorch", "numerics",
+    }
+    odd = sorted({t for c in corpus for t in c.tags if t.startswith("topic::") and t.split("::")[1] not in areas})
+    assert odd == []
+    assert all(re.fullmatch(r"[a-z0-9:-]+", t) for c in corpus for t in c.tags)
+
+
+def test_collections_have_their_promised_sizes(corpus):
+    notes = Counter(c.deck for c in corpus)
+    assert notes["ML Interview::Quiz"] >= 156
+    assert notes["ML Interview::Key Facts"] >= 40
+    assert notes["ML Interview::Deep Probes"] >= 50
+    assert notes["ML Interview::Code"] >= 20
+    assert notes["ML Interview::Interview"] >= 32
+    code = [c for c in corpus if c.kind is Kind.CODE]
+    assert len(code) >= 20
+
+
+def test_packages_import_into_anki_with_the_right_counts(built, corpus, collection):
+    root, result = built
+    log = import_package(collection, root / "dist" / "ml-interview.apkg")
+    assert len(log.new) == len(corpus) == collection.note_count()
+    by_deck = Counter(c.deck for c in corpus)
+    for deck, count in by_deck.items():
+        assert len(collection.find_notes(f'"deck:{deck}" -"deck:{deck}::*"')) == count, deck
+    expected_cards = sum(2 if c.kind is Kind.PROBE and c.follow_up else 1 for c in corpus)
+    assert collection.card_count() == expected_cards
+    # The per-collection packages together hold every note exactly once.
+    from anki.collection import Collection
+
+    other = Collection(str(root / "parts.anki2"))
+    try:
+        for package in sorted((root / "dist").glob("ml-interview-*.apkg")):
+            import_package(other, package)
+        assert other.note_count() == len(corpus)
+    finally:
+        other.close()
+
+
+def test_code_cards_have_their_output_baked_in(built, collection):
+    root, _ = built
+    import_package(collection, root / "dist" / "ml-interview-code.apkg")
+    notes = [collection.get_note(n) for n in collection.find_notes('"note:deckbuild Code"')]
+    assert len(notes) >= 20
+    for note in notes:
+        assert '<div class="db-run">' in note["Output"], note["Id"]
+        assert re.search(r'<pre class="(stdout|exception)">[^<]', note["Output"]), note["Id"]
+        assert "/work/" not in note["Output"] and "/home/" not in note["Output"]  # no local paths in notes
+
+
+def test_a_warm_rebuild_runs_no_snippet(built):
+    root, first = built
+    assert first.report.snippets_run >= 20
+    again = build(BuildOptions(sources=(CARDS,), out_dir=root / "dist", cache_dir=root / "cache", progress=False))
+    assert again.report.snippets_run == 0
+    assert again.report.snippets_cached == first.report.snippets_run

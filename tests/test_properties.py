@@ -1,0 +1,75 @@
+"""Property-based tests: arbitrary input never raises anything but deckbuild's own reports."""
+
+from __future__ import annotations
+
+import string
+
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from deckbuild.latex import LatexProblem, to_mathml
+from deckbuild.load import load_file
+from deckbuild.render import render
+
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+any_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=200)
+latexish = st.text(alphabet=string.ascii_letters + string.digits + "\\{}[]()^_$&+-=*/ ,.|<>!'\n", max_size=80)
+
+
+@SETTINGS
+@given(data=st.binary(max_size=400))
+def test_any_bytes_as_a_source_file_gives_diagnostics_not_exceptions(tmp_path, data):
+    for suffix in (".yaml", ".md"):
+        path = tmp_path / f"cards{suffix}"
+        path.write_bytes(data)
+        load_file(path)  # must return (cards, problems), whatever the bytes
+
+
+@SETTINGS
+@given(fields=st.dictionaries(st.sampled_from(["id", "q", "a", "why", "topic", "tags", "source", "type", "deck", "code", "timeout"]), st.one_of(any_text, st.lists(any_text, max_size=3), st.integers(), st.none()), max_size=8))
+def test_arbitrary_card_mappings_load_or_report(tmp_path, fields):
+    path = tmp_path / "cards.yaml"
+    path.write_text(yaml.safe_dump({"deck": "D", "cards": [fields]}), encoding="utf-8")
+    cards, problems = load_file(path)
+    assert len(cards) + (1 if problems else 0) >= 1
+    for problem in problems:
+        assert problem.location is not None and problem.location.path == path
+
+
+@SETTINGS
+@given(q=any_text, a=any_text)
+def test_arbitrary_text_in_every_field_renders_or_reports(tmp_path, q, a):
+    path = tmp_path / "cards.yaml"
+    path.write_text(yaml.safe_dump({"deck": "D", "type": "fact", "cards": [{"id": "x", "q": q, "a": a, "why": a + q}]}), encoding="utf-8")
+    cards, problems = load_file(path)
+    rendered, render_problems = render(cards)
+    assert len(rendered) == len(cards)
+    for problem in render_problems:
+        assert problem.message.startswith("bad LaTeX in ")
+
+
+@SETTINGS
+@given(tex=latexish, display=st.booleans())
+def test_latex_converts_or_raises_latex_problem(tex, display):
+    try:
+        mathml = to_mathml(tex, display)
+    except LatexProblem as problem:
+        assert str(problem)
+    else:
+        assert mathml.startswith("<math") and "</annotation></semantics></math>" in mathml
+
+
+plain = st.text(alphabet=string.ascii_letters + string.digits + " .,;:!?()-'\"", min_size=1, max_size=120).filter(str.strip)
+
+
+@SETTINGS
+@given(q=plain, a=plain, x=st.sampled_from(["x", "x^2", "\\frac{a}{b}", "\\sum_{i=1}^n x_i", "\\mathbb{E}[X]"]))
+def test_valid_cards_always_render_without_problems(tmp_path, q, a, x):
+    path = tmp_path / "cards.yaml"
+    path.write_text(yaml.safe_dump({"deck": "D", "cards": [{"id": "x", "q": q, "a": f"{a} ${x}$ end"}]}), encoding="utf-8")
+    cards, problems = load_file(path)
+    assert problems == [] and len(cards) == 1
+    (rendered,), render_problems = render(cards)
+    assert render_problems == []
+    assert rendered.formulas == 1 and "<math" in rendered.answer
