@@ -51,7 +51,9 @@ def _front(body: str) -> str:
 
 
 def _back(body: str) -> str:
-    return f'{{{{FrontSide}}}}\n<hr id="answer">\n<div class="db-card">{body}\n{_SOURCE}</div>'
+    # The script runs again at the end: clients that parse the card as a page (AnkiDroid) run
+    # {{FrontSide}}'s copy before the answer's formulas exist. It is idempotent.
+    return f'{{{{FrontSide}}}}\n<hr id="answer">\n<div class="db-card">{body}\n{_SOURCE}</div>\n{_SCRIPT}'
 
 
 QA = NoteTypeSpec(
