@@ -160,3 +160,49 @@ def test_warnings_fail_only_under_strict(tmp_path, capsys):
     assert capsys.readouterr().err.splitlines() == [warning]
     assert run_cli("check", root, "--quiet", "--strict") == 1
     assert capsys.readouterr().err.splitlines()[0] == warning
+
+
+def test_code_that_raises_loops_or_floods_is_reported(tmp_path, capsys, previous_dist):
+    root = write_files(
+        tmp_path / "cards",
+        {
+            "a.yaml": """
+                deck: D
+                type: code
+                cards:
+                  - id: raises
+                    q: Q
+                    code: |
+                      x = 1
+                      y = 0
+                      print(x / y)
+                  - id: loops
+                    q: Q
+                    timeout: 1
+                    code: |
+                      while True:
+                          pass
+                  - id: floods
+                    q: Q
+                    code: |
+                      print("x" * 5_000_000)
+                  - id: expected
+                    q: Q
+                    expect_error: true
+                    code: |
+                      print("fine")
+                """,
+        },
+    )
+    before = _tree_digest(previous_dist)
+    status = run_cli("build", root, "--out", previous_dist, "--quiet", "--cache-dir", tmp_path / "cache")
+    err = capsys.readouterr().err.splitlines()
+    assert status == 1
+    assert err == [
+        f"{root}/a.yaml:9: error: code card 'raises' raised ZeroDivisionError: division by zero",
+        f"{root}/a.yaml:14: error: code card 'loops' timed out after 1 s",
+        f"{root}/a.yaml:19: error: code card 'floods' printed more than 64 KiB; a note should show all of its output",
+        f"{root}/a.yaml:24: error: code card 'expected' has 'expect_error: true' but ran without an error",
+        "deckbuild: build failed: 4 error(s), 0 warning(s); nothing written",
+    ]
+    assert _tree_digest(previous_dist) == before

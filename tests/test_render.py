@@ -24,7 +24,6 @@ X_BLOCK = X.replace('display="inline"', 'display="block"')
         ("costs $5 and $10", "<p>costs $5 and $10</p>"),
         ("$ x$ is not math", "<p>$ x$ is not math</p>"),
         ("$x $ is not math", "<p>$x $ is not math</p>"),
-        ("$x$5 is not math", "<p>$x$5 is not math</p>"),
         (r"a literal \$ sign", "<p>a literal $ sign</p>"),
         (r"\$x\$ stays text", "<p>$x$ stays text</p>"),
         ("code `$x$` span", "<p>code <code>$x$</code> span</p>"),
@@ -34,6 +33,31 @@ X_BLOCK = X.replace('display="inline"', 'display="block"')
 )
 def test_markdown_renders(source, html):
     assert render_markdown(source).html == html
+
+
+@pytest.mark.parametrize("source, tex", [(r"the norm $\|w\|$ here", r"\|w\|"), (r"a rate of $5\%$", r"5\%"), (r"dollar $a\$b$ inside", r"a\$b")])
+def test_formula_may_end_in_an_escaped_character(source, tex):
+    rendered = render_markdown(source)
+    assert rendered.problems == () and rendered.formulas == 1
+    assert f'<annotation encoding="application/x-tex">{tex}</annotation>' in rendered.html
+
+
+@pytest.mark.parametrize(
+    "source, problem",
+    [
+        ("open $x never closed", (5, "$x never closed", "'$' is never closed")),
+        ("$x$5 is not a closed formula", (0, "$x$5 is not a closed", "'$' is never closed")),
+        ("see $$a+b", (4, "$$a+b", "'$$' is never closed")),
+        ("see \\(a+b", (4, "\\(a+b", "'\\(' is never closed")),
+        ("see \\[a+b", (4, "\\[a+b", "'\\[' is never closed")),
+    ],
+)
+def test_unterminated_math_is_a_problem(source, problem):
+    assert render_markdown(source).problems == (problem,)
+
+
+def test_money_is_not_unterminated_math():
+    assert render_markdown("it costs $5, or $ 7, or 3$").problems == ()
 
 
 def test_underscores_inside_math_are_not_emphasis():

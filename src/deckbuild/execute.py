@@ -90,14 +90,17 @@ def _problem(card: Card, result: RunResult) -> str | None:
         return f"code card '{card.id}' raised {summary}"
     if card.expect_error and not result.error:
         return f"code card '{card.id}' has 'expect_error: true' but ran without an error"
+    if result.truncated:
+        return f"code card '{card.id}' printed more than {MAX_OUTPUT_BYTES // 1024} KiB; a note should show all of its output"
     return None
 
 
 def _error_location(card: Card, result: RunResult) -> Location:
+    """The source line of the snippet line that raised, else the snippet's first line."""
     assert card.code is not None
-    if result.error_line and card.code.block:
-        return Location(card.code.location.path, card.code.location.line + result.error_line - 1)
-    return card.code.location
+    start = card.code.location
+    offset = result.error_line - 1 if result.error_line and card.code.block else 0
+    return Location(start.path, start.line + offset)
 
 
 def execute(
