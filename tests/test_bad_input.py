@@ -206,3 +206,12 @@ def test_code_that_raises_loops_or_floods_is_reported(tmp_path, capsys, previous
         "deckbuild: build failed: 4 error(s), 0 warning(s); nothing written",
     ]
     assert _tree_digest(previous_dist) == before
+
+
+def test_list_under_a_paragraph_line_is_a_warning(tmp_path, capsys):
+    root = write_files(tmp_path / "cards", {"a.yaml": "deck: D\ncards:\n  - id: x\n    q: Q\n    a: |\n      Uses:\n      - one\n      - two\n"})
+    assert run_cli("check", root, "--quiet", "--strict") == 1
+    assert capsys.readouterr().err.splitlines()[0] == (
+        f"{root}/a.yaml:7:1: warning: this list follows a paragraph line without a blank line, "
+        "so Python-Markdown renders it as text; add a blank line before it"
+    )

@@ -1,14 +1,21 @@
 """Stage 2: checks that need the whole corpus (one file at a time is ``load.py``'s job).
 
 Errors: the same card id twice (naming both places). Warnings (errors under ``--strict``):
-tags that differ only in case (Anki treats tags case-insensitively and merges them), and
-two cards asking the very same question in one deck.
+tags that differ only in case (Anki treats tags case-insensitively and merges them), two
+cards asking the very same question in one deck, and a list that starts right under a
+paragraph line: CommonMark lets a list interrupt a paragraph, Python-Markdown does not,
+so the "list" would render as running text.
 """
 
 from __future__ import annotations
 
+import re
+
 from deckbuild.errors import Diagnostic, Severity
-from deckbuild.model import Card
+from deckbuild.model import Card, Text
+
+_LIST_ITEM = re.compile(r"\s*([-*+]|\d+[.)])\s")
+_FENCE = re.compile(r"\s*(`{3,}|~{3,})")
 
 
 def validate(cards: list[Card]) -> list[Diagnostic]:
@@ -44,4 +51,25 @@ def validate(cards: list[Card]) -> list[Diagnostic]:
             problems.append(
                 Diagnostic(card.location, Severity.WARNING, f"same question as card '{first.id}' ({first.location})")
             )
+    for card in cards:
+        for text in (card.q, card.a, card.topic, card.why, card.follow_up, card.follow_up_a):
+            if text is not None:
+                problems += _list_without_blank_line(text)
     return problems
+
+
+def _list_without_blank_line(text: Text) -> list[Diagnostic]:
+    """Warn where a list item directly follows a paragraph line (outside fenced code)."""
+    lines = text.value.split("\n")
+    in_fence = False
+    offset = 0
+    for i, line in enumerate(lines):
+        if _FENCE.match(line):
+            in_fence = not in_fence
+        elif not in_fence and i and _LIST_ITEM.match(line):
+            above = lines[i - 1]
+            if above.strip() and not _LIST_ITEM.match(above) and not above.startswith((" ", "\t")):
+                message = "this list follows a paragraph line without a blank line, so Python-Markdown renders it as text; add a blank line before it"
+                return [Diagnostic(text.location_of(offset), Severity.WARNING, message)]
+        offset += len(line) + 1
+    return []
