@@ -119,3 +119,19 @@ def test_unwritable_output_leaves_nothing_half_written(project, tmp_path, capsys
     assert status == 1
     assert "error: cannot write" in err and "Traceback" not in err
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_build_while_the_previous_package_is_open(project, tmp_path):
+    import zipfile
+
+    cards = project({"a.yaml": YAML_FORM})
+    out = tmp_path / "dist"
+    assert run_cli("build", cards, "--out", out, "--quiet") == 0
+    old_bytes = (out / "top.apkg").read_bytes()
+    with open(out / "top.apkg", "rb") as reader:  # e.g. Anki importing it right now
+        (cards / "a.yaml").write_text((cards / "a.yaml").read_text().replace("**3**", "**three**"))
+        assert run_cli("build", cards, "--out", out, "--quiet") == 0
+        assert reader.read() == old_bytes  # the reader still sees the whole previous package
+    assert (out / "top.apkg").read_bytes() != old_bytes
+    with zipfile.ZipFile(out / "top.apkg") as archive:
+        assert archive.testzip() is None
