@@ -30,6 +30,7 @@ worker -> parent::
 
     {"op": "hello", "pid": int, "python": str, "torch": str|null,
      "numpy": str|null, "preload_errors": {module: message}}
+    {"op": "started", "id": int}             # run received; the snippet starts now
     {"op": "out", "id": int, "stream": "stdout"|"stderr", "data": str,
      "truncated": bool}                      # the stream hit the cap
     {"op": "done", "id": int, "error": str|null, "error_line": int|null,
@@ -401,6 +402,7 @@ class Worker(object):
         run_id = msg["id"]
         code = msg["code"]
         limit = int(msg["max_output"])
+        self.channel.send({"op": "started", "id": run_id})
         capture = Capture(self.channel, run_id, limit)
         error = error_line = None
 

@@ -111,7 +111,8 @@ class RunResult:
         seconds: Wall time of the snippet itself, in seconds (compile + exec;
             worker start-up excluded; for a timeout, time until the kill).
         python: Python version of the worker, e.g. ``"3.11.7"``.
-        torch: ``torch.__version__`` in the worker, or None if torch is absent.
+        torch: ``torch.__version__`` in the worker, or None if torch is absent
+            (or was not among the worker's ``preload`` modules).
     """
 
     stdout: str
@@ -363,13 +364,15 @@ class _Process:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             pass
+        # Let the threads read to EOF first (keeps the last stderr bytes for
+        # diagnostics), then close the pipes.
+        self.reader.join(timeout=1)
+        self.drainer.join(timeout=1)
         for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             try:
                 stream.close()
             except (OSError, ValueError):
                 pass
-        self.reader.join(timeout=1)
-        self.drainer.join(timeout=1)
         shutil.rmtree(self.tmpdir, ignore_errors=True)
         return self.proc.returncode
 
@@ -521,51 +524,71 @@ class Worker:
         if not timeout > 0:
             raise ValueError("timeout must be positive")
         with self._lock:
-            process = self._send_run(code)
-            run_id = self._run_id
-            limit = self.max_output_bytes
-            out = {"stdout": _Output(limit), "stderr": _Output(limit)}
-            stderr_mark = process.stderr_total
-            started = time.monotonic()
-            deadline = started + timeout
-            while True:
-                remaining = deadline - time.monotonic()
-                try:
-                    if remaining <= 0:
-                        raise queue.Empty
-                    msg = process.frames.get(timeout=remaining)
-                except queue.Empty:
-                    return self._timed_out(process, run_id, out, time.monotonic() - started)
-                if msg is None or msg.get("op") == "protocol-error":
-                    return self._crashed(process, out, msg, stderr_mark,
-                                         time.monotonic() - started)
-                if msg.get("id") != run_id:
-                    continue
-                if msg.get("op") == "out" and msg.get("stream") in out:
-                    out[msg["stream"]].add(str(msg.get("data", "")), bool(msg.get("truncated")))
-                elif msg.get("op") == "done":
-                    flags = msg.get("truncated") or {}
-                    error = msg.get("error")
-                    if error is not None:
-                        error = _Output(limit)
-                        error.add(msg["error"])
-                        error_text = error.text()
-                        error_cut = error.truncated or bool(flags.get("error"))
-                    else:
-                        error_text, error_cut = None, False
-                    return RunResult(
-                        stdout=out["stdout"].text(bool(flags.get("stdout"))),
-                        stderr=out["stderr"].text(bool(flags.get("stderr"))),
-                        error=error_text,
-                        error_line=msg.get("error_line"),
-                        timed_out=False,
-                        truncated=(bool(flags.get("stdout")) or bool(flags.get("stderr"))
-                                   or out["stdout"].truncated or out["stderr"].truncated
-                                   or error_cut),
-                        seconds=float(msg.get("seconds", 0.0)),
-                        python=self._hello.get("python", ""),
-                        torch=self._hello.get("torch"),
-                    )
+            result = self._attempt(code, timeout)
+            if result is None:
+                # The worker died before it acknowledged the request (e.g. killed
+                # while idle), so the snippet never started: retry once on a fresh one.
+                result = self._attempt(code, timeout)
+            if result is None:
+                raise WorkerError("the worker died twice before it could start the snippet")
+            return result
+
+    def _attempt(self, code: str, timeout: float) -> Optional[RunResult]:
+        """One try at a run; None if the worker died before starting the snippet."""
+        process = self._send_run(code)
+        run_id = self._run_id
+        limit = self.max_output_bytes
+        out = {"stdout": _Output(limit), "stderr": _Output(limit)}
+        stderr_mark = process.stderr_total
+        acknowledged = False
+        started = time.monotonic()
+        deadline = started + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                if remaining <= 0:
+                    raise queue.Empty
+                msg = process.frames.get(timeout=remaining)
+            except queue.Empty:
+                return self._timed_out(process, run_id, out, time.monotonic() - started)
+            if msg is None and not acknowledged:
+                self._discard()
+                return None
+            if msg is None or msg.get("op") == "protocol-error":
+                return self._crashed(process, out, msg, stderr_mark, time.monotonic() - started)
+            if msg.get("id") != run_id:
+                continue
+            op = msg.get("op")
+            if op == "started":
+                acknowledged = True
+                # the snippet's time starts now, not while a request waited in the pipe
+                deadline = time.monotonic() + timeout
+            elif op == "out" and msg.get("stream") in out:
+                out[msg["stream"]].add(str(msg.get("data", "")), bool(msg.get("truncated")))
+            elif op == "done":
+                return self._finished(msg, out)
+
+    def _finished(self, msg: dict, out: dict) -> RunResult:
+        limit = self.max_output_bytes
+        flags = msg.get("truncated") or {}
+        error_text, error_cut = None, False
+        if msg.get("error") is not None:
+            error = _Output(limit)
+            error.add(str(msg["error"]))
+            error_text = error.text()
+            error_cut = error.truncated or bool(flags.get("error"))
+        cut = {name: bool(flags.get(name)) or out[name].truncated for name in out}
+        return RunResult(
+            stdout=out["stdout"].text(cut["stdout"]),
+            stderr=out["stderr"].text(cut["stderr"]),
+            error=error_text,
+            error_line=msg.get("error_line"),
+            timed_out=False,
+            truncated=cut["stdout"] or cut["stderr"] or error_cut,
+            seconds=float(msg.get("seconds", 0.0)),
+            python=self._hello.get("python", ""),
+            torch=self._hello.get("torch"),
+        )
 
     def _send_run(self, code: str) -> _Process:
         """Send the run request, replacing a worker that died between runs."""

@@ -1,0 +1,379 @@
+"""Tests for deckbuild.runner: real worker subprocesses, nothing mocked."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from deckbuild import runner
+from deckbuild.runner import RUNNER_VERSION, RunResult, Worker, WorkerError, find_python
+
+REPO = Path(__file__).resolve().parents[1]
+VENV_PYTHON = REPO / ".venv" / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+PYTHON = str(VENV_PYTHON) if VENV_PYTHON.exists() else sys.executable
+
+
+@pytest.fixture(scope="module")
+def worker():
+    """One warm worker (numpy + torch preloaded) shared by the read-only tests."""
+    with Worker(PYTHON) as w:
+        yield w
+
+
+@pytest.fixture
+def light():
+    """A worker without preloads (fast start) for the tests that kill it."""
+    with Worker(PYTHON, preload=(), max_output_bytes=1000) as w:
+        yield w
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    stat = Path(f"/proc/{pid}/stat")
+    if stat.exists():  # a killed child not yet reaped by init is a zombie: dead
+        try:
+            return stat.read_text().split(") ", 1)[1][0] != "Z"
+        except (OSError, IndexError):
+            return False
+    return True
+
+
+def _wait_dead(pid: int, seconds: float = 5.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while _pid_alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+# ---------------------------------------------------------------- basics
+
+def test_result_fields_and_versions(worker):
+    r = worker.run("print('hello')")
+    assert isinstance(r, RunResult)
+    assert r.ok and r.stdout == "hello\n" and r.stderr == "" and r.error is None
+    assert r.error_line is None and not r.timed_out and not r.truncated
+    assert r.seconds >= 0
+    assert r.python.count(".") == 2 and r.python[0].isdigit()
+    import torch
+    assert r.torch == torch.__version__
+    assert isinstance(RUNNER_VERSION, str) and RUNNER_VERSION
+
+
+def test_runner_is_stdlib_only():
+    """runner.py and _worker.py are vendored into the Anki add-on."""
+    allowed = set(sys.stdlib_module_names) | {"__future__"}
+    import ast
+    for name in ("runner.py", "_worker.py"):
+        tree = ast.parse((Path(runner.__file__).parent / name).read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                mods = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                assert node.level == 0, f"relative import in {name}"
+                mods = [node.module]
+            else:
+                continue
+            for mod in mods:
+                assert mod.split(".")[0] in allowed, f"{name} imports {mod}"
+
+
+def test_warm_reuse_same_pid(worker):
+    first = worker.run("import os; print(os.getpid())")
+    second = worker.run("import os; print(os.getpid())")
+    assert first.ok and second.ok
+    assert int(first.stdout) == int(second.stdout) == worker.pid
+
+
+def test_torch_absent_reports_none():
+    with Worker(PYTHON, preload=("surely_not_a_module_xyz",)) as w:
+        r = w.run("print(1)")
+        assert r.ok and r.stdout == "1\n"
+        assert r.torch is None  # torch not preloaded and not imported
+
+
+def test_isolation_between_snippets(worker):
+    assert worker.run("secret = 42\ndef helper(): return 1\nimport json").ok
+    r = worker.run("print('secret' in globals(), 'helper' in globals(), 'json' in globals())")
+    assert r.stdout == "False False False\n"
+    r = worker.run("print(__name__)")
+    assert r.stdout == "__main__\n"
+
+
+def test_process_state_reset(worker):
+    setup = (
+        "import os, sys, torch, numpy as np\n"
+        "os.chdir(os.path.expanduser('~'))\n"
+        "os.environ['DECKBUILD_LEAK'] = '1'\n"
+        "sys.path.append('/leak')\n"
+        "torch.set_default_dtype(torch.float64)\n"
+        "torch.set_printoptions(precision=10)\n"
+        "np.set_printoptions(precision=10)\n"
+        "torch.set_grad_enabled(False)\n"
+    )
+    assert worker.run(setup).ok
+    r = worker.run(
+        "import os, sys, torch, numpy as np\n"
+        "print(os.path.basename(os.getcwd()).startswith('deckbuild-worker-'))\n"
+        "print('DECKBUILD_LEAK' in os.environ, '/leak' in sys.path)\n"
+        "print(torch.get_default_dtype(), torch.is_grad_enabled(), torch.get_num_threads())\n"
+        "print(torch.tensor([1/3]), np.array([1/3]))\n")
+    assert r.stdout.splitlines() == [
+        "True", "False False", "torch.float32 True 1", "tensor([0.3333]) [0.3333]"]
+
+
+def test_snippet_classes_pickle(worker):
+    r = worker.run("import pickle\nclass Point:\n    x = 1\n"
+                   "print(pickle.loads(pickle.dumps(Point())).x)")
+    assert r.ok, r.error
+    assert r.stdout == "1\n"
+
+
+# ---------------------------------------------------------------- determinism
+
+DETERMINISM_SNIPPET = """
+import random
+import numpy as np
+import torch
+print(random.random())
+print(np.random.rand(3))
+print(torch.randn(2, 3))
+print(torch.nn.Linear(3, 2).weight.sum().item())
+print(sorted({'b', 'a'}), {'x', 'y', 'z'})
+"""
+
+
+def test_determinism_same_output_twice(worker):
+    first = worker.run(DETERMINISM_SNIPPET)
+    # disturb the global RNGs in between
+    assert worker.run("import torch, numpy, random\ntorch.randn(100); numpy.random.rand(9)\n"
+                      "random.random()").ok
+    second = worker.run(DETERMINISM_SNIPPET)
+    assert first.ok, first.error
+    assert first.stdout == second.stdout
+    assert "tensor([[" in first.stdout
+
+
+def test_determinism_across_workers(worker):
+    with Worker(PYTHON) as other:
+        assert other.run(DETERMINISM_SNIPPET).stdout == worker.run(DETERMINISM_SNIPPET).stdout
+
+
+def test_seeded_values(worker):
+    r = worker.run("import torch; print(torch.randn(3))")
+    assert r.stdout == "tensor([ 1.5410, -0.2934, -2.1788])\n"
+
+
+def test_warnings_repeat_every_run(worker):
+    code = "import warnings\nfor _ in range(3):\n    warnings.warn('careful')\n"
+    first, second = worker.run(code), worker.run(code)
+    expected = "<snippet>:3: UserWarning: careful\n  warnings.warn('careful')\n"
+    assert first.stderr == second.stderr == expected
+
+
+# ---------------------------------------------------------------- streams and errors
+
+def test_stdout_stderr_exception_distinct(worker):
+    r = worker.run("import sys\nprint('to out')\nprint('to err', file=sys.stderr)\n"
+                   "raise ValueError('boom')\n")
+    assert r.stdout == "to out\n"
+    assert r.stderr == "to err\n"
+    assert r.error is not None and r.error.endswith("ValueError: boom\n")
+    assert "to out" not in r.error and "to err" not in r.error
+    assert not r.ok and not r.timed_out
+
+
+def test_error_line_mapping(worker):
+    code = "x = 1\ny = 2\n\nz = x / (y - 2)\nprint(z)\n"
+    r = worker.run(code)
+    assert r.error_line == 4
+    assert r.error.startswith("Traceback (most recent call last):\n")
+    assert 'File "<snippet>", line 4, in <module>' in r.error
+    assert "z = x / (y - 2)" in r.error
+    assert r.error.rstrip().endswith("ZeroDivisionError: division by zero")
+    # worker-internal frames are not shown
+    assert "_worker" not in r.error and "exec(" not in r.error
+
+
+def test_error_line_inside_function(worker):
+    code = "def f(n):\n    if n == 0:\n        raise KeyError(n)\n    return f(n - 1)\n\nf(2)\n"
+    r = worker.run(code)
+    assert r.error_line == 3
+    assert 'line 6, in <module>' in r.error and 'line 3, in f' in r.error
+
+
+def test_error_from_library_call(worker):
+    r = worker.run("import torch\na = torch.ones(3)\nb = torch.ones(4)\nprint(a + b)\n")
+    assert r.error_line == 4
+    assert "RuntimeError" in r.error and "site-packages" not in r.error
+
+
+def test_syntax_error_line(worker):
+    r = worker.run("print('ok')\nx = (1,\n")
+    assert r.error_line == 2
+    assert "SyntaxError" in r.error and r.stdout == ""
+
+
+def test_system_exit(worker):
+    assert worker.run("import sys\nprint('a')\nsys.exit(0)\nprint('b')").stdout == "a\n"
+    r = worker.run("import sys\nsys.exit(3)")
+    assert not r.ok and "SystemExit: 3" in r.error and r.error_line == 2
+
+
+def test_input_gets_eof(worker):
+    r = worker.run("input()")
+    assert "EOFError" in r.error
+
+
+def test_fd_level_writes_do_not_corrupt_protocol(worker):
+    r = worker.run("import os\nos.write(1, b'\\x00\\x00\\x00\\x09garbage')\n"
+                   "os.write(2, b'raw')\nprint('still fine')")
+    assert r.ok and r.stdout == "still fine\n"
+    assert worker.run("print(2)").stdout == "2\n"
+
+
+def test_unicode_output(worker):
+    r = worker.run("print('é ✓ 日本 \\U0001F600')")
+    assert r.stdout == "é ✓ 日本 \U0001F600\n"
+
+
+# ---------------------------------------------------------------- output cap
+
+def test_output_cap(light):
+    r = light.run("print('x' * 5000)\nimport sys\nprint('y' * 10, file=sys.stderr)")
+    assert r.ok and r.truncated
+    assert r.stdout == "x" * 1000 + "\n\u2026 [output truncated at 1000 bytes]\n"
+    assert r.stderr == "y" * 10 + "\n"
+
+
+def test_output_cap_many_writes_multibyte(light):
+    r = light.run("for i in range(10000):\n    print('é', i)")
+    assert r.truncated
+    body, note = r.stdout.rsplit("\u2026", 1)
+    assert len(body.encode()) <= 1001 and note == " [output truncated at 1000 bytes]\n"
+
+
+def test_output_cap_error_text(light):
+    r = light.run("raise ValueError('v' * 5000)")
+    assert r.truncated and r.error.endswith("[output truncated at 1000 bytes]\n")
+
+
+def test_flood_does_not_hang(light):
+    start = time.monotonic()
+    r = light.run("while True:\n    print('spam' * 1000)", timeout=1.5)
+    assert r.timed_out and r.truncated
+    assert r.stdout.endswith("[output truncated at 1000 bytes]\n")
+    assert time.monotonic() - start < 10
+
+
+# ---------------------------------------------------------------- timeout, crash
+
+def test_timeout_kills_group_and_recovers(light):
+    first_pid = light.run("import os; print(os.getpid())").stdout.strip()
+    code = ("import subprocess, sys, time\n"
+            "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+            "print(child.pid, flush=True)\n"
+            "while True:\n    time.sleep(0.01)\n")
+    start = time.monotonic()
+    r = light.run(code, timeout=1.0)
+    assert r.timed_out and not r.ok and r.error is None
+    assert 1.0 <= r.seconds < 5 and time.monotonic() - start < 10
+    worker_pid, child_pid = int(first_pid), int(r.stdout.strip())
+    assert _wait_dead(worker_pid), "worker survived the timeout"
+    assert _wait_dead(child_pid), "snippet's child process survived the timeout"
+    after = light.run("import os; print(os.getpid())")
+    assert after.ok and int(after.stdout) != worker_pid
+
+
+def test_timeout_keeps_partial_output(light):
+    r = light.run("print('started')\nwhile True:\n    pass\n", timeout=0.5)
+    assert r.timed_out and r.stdout == "started\n"
+
+
+def test_crash_os_exit_recovers(light):
+    pid_before = light.run("import os; print(os.getpid())").stdout.strip()
+    r = light.run("print('about to exit')\nimport os\nos._exit(7)")
+    assert not r.ok and not r.timed_out
+    assert r.error.startswith("WorkerCrash:") and "code 7" in r.error
+    assert r.stdout == "about to exit\n"
+    after = light.run("import os; print(os.getpid())")
+    assert after.ok and after.stdout.strip() != pid_before
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
+def test_crash_segfault_recovers(light):
+    r = light.run("import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)")
+    assert "signal 11" in r.error and "SIGSEGV" in r.error
+    assert light.run("print('alive')").stdout == "alive\n"
+
+
+def test_worker_killed_between_runs_is_replaced(light):
+    pid = int(light.run("import os; print(os.getpid())").stdout)
+    os.kill(pid, 9)
+    assert _wait_dead(pid)
+    r = light.run("import os; print(os.getpid())")
+    assert r.ok and int(r.stdout) != pid, r
+
+
+def test_close_kills_process_and_allows_restart():
+    w = Worker(PYTHON, preload=())
+    pid = int(w.run("import os; print(os.getpid())").stdout)
+    w.close()
+    assert w.pid is None and _wait_dead(pid)
+    w.close()  # idempotent
+    assert w.run("print(5)").stdout == "5\n"
+    w.close()
+
+
+def test_worker_error_for_missing_interpreter(tmp_path):
+    with pytest.raises(WorkerError):
+        Worker(str(tmp_path / "no-such-python")).run("print(1)")
+    with pytest.raises(WorkerError):
+        Worker("no-such-python-xyz-123").start()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="shell-script interpreter")
+def test_worker_error_for_interpreter_that_dies(tmp_path):
+    not_python = tmp_path / "fake-python"
+    not_python.write_text("#!/bin/sh\necho nope >&2\nexit 3\n")
+    not_python.chmod(0o755)
+    with pytest.raises(WorkerError, match="nope"):
+        Worker(str(not_python)).run("print(1)")
+
+
+def test_bad_arguments(light):
+    with pytest.raises(TypeError):
+        light.run(b"print(1)")
+    with pytest.raises(ValueError):
+        light.run("print(1)", timeout=0)
+
+
+# ---------------------------------------------------------------- find_python
+
+def test_find_python_finds_venv():
+    found = find_python([str(VENV_PYTHON)])
+    assert found is not None
+    assert os.path.samefile(found, VENV_PYTHON)
+    assert os.path.isabs(found)
+
+
+def test_find_python_skips_bogus(tmp_path):
+    assert find_python(["/definitely/not/python", str(tmp_path / "nope"),
+                        "no-such-python-xyz-123"]) is None
+    # first working candidate wins, bogus ones before it are skipped
+    assert find_python(["/definitely/not/python", str(VENV_PYTHON)]) is not None
+
+
+def test_find_python_default_candidates_runs():
+    found = find_python()
+    assert found is None or os.path.isabs(found)
