@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import html
 import platform
+import subprocess
 import sys
 from dataclasses import dataclass
+from functools import lru_cache
 from importlib import metadata
 
 from tqdm import tqdm
@@ -34,7 +36,30 @@ class ExecuteStats:
     failed: int = 0
 
 
-def _version(package: str) -> str:
+_VERSIONS_SCRIPT = (
+    "import platform\nfrom importlib import metadata\n"
+    "def v(n):\n    try:\n        return metadata.version(n)\n    except Exception:\n        return 'absent'\n"
+    "print(platform.python_version(), v('torch'), v('numpy'))"
+)
+
+
+@lru_cache(maxsize=None)
+def interpreter_versions(python: str) -> tuple[str, ...]:
+    """Return (Python, torch, numpy) versions of ``python``, read from package metadata.
+
+    The build's own interpreter answers in-process; another one is asked in a short
+    subprocess (no torch import). An interpreter that cannot answer gives ``("unknown",)``.
+    """
+    if python == sys.executable:
+        return (platform.python_version(), *(_own_version(n) for n in ("torch", "numpy")))
+    try:
+        done = subprocess.run([python, "-c", _VERSIONS_SCRIPT], capture_output=True, text=True, timeout=30)
+        return tuple(done.stdout.split()) if done.returncode == 0 else ("unknown",)
+    except (OSError, subprocess.SubprocessError):
+        return ("unknown",)
+
+
+def _own_version(package: str) -> str:
     try:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
@@ -45,19 +70,10 @@ def cache_key(code: str, python: str) -> str:
     """Return the cache key (hex SHA-256) of a snippet run by interpreter ``python``.
 
     It covers everything that can change what the snippet prints: the code, the
-    interpreter and its version, torch and numpy versions, the runner's version and the
-    output cap. (Versions are those of the build's own environment; for another
-    ``--python`` its path stands in for them.)
+    interpreter's path and its Python, torch and numpy versions, the runner's version and
+    the output cap.
     """
-    return content_key(
-        code,
-        python,
-        platform.python_version(),
-        _version("torch"),
-        _version("numpy"),
-        RUNNER_VERSION,
-        str(MAX_OUTPUT_BYTES),
-    )
+    return content_key(code, python, *interpreter_versions(python), RUNNER_VERSION, str(MAX_OUTPUT_BYTES))
 
 
 def output_html(result: RunResult) -> str:
