@@ -31,6 +31,12 @@ def run_cli(*args: str | Path) -> int:
     return main([str(a) for a in args])
 
 
+@pytest.fixture(autouse=True)
+def _run_in_tmp(tmp_path: Path, monkeypatch):
+    """Run every test in its own folder, so default outputs (dist/, .deckbuild-cache/) land there."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture
 def project(tmp_path: Path):
     """Return a function that writes card files into ``tmp_path/cards`` and returns that folder."""

@@ -135,3 +135,26 @@ def test_build_while_the_previous_package_is_open(project, tmp_path):
     assert (out / "top.apkg").read_bytes() != old_bytes
     with zipfile.ZipFile(out / "top.apkg") as archive:
         assert archive.testzip() is None
+
+
+def test_a_corrupt_cache_costs_time_not_correctness(project, tmp_path, collection):
+    cards = project({"a.yaml": YAML_FORM})
+    cache = tmp_path / "cache"
+    assert run_cli("build", cards, "--out", tmp_path / "d1", "--cache-dir", cache, "--quiet") == 0
+    (cache / "cache.sqlite").write_bytes(b"this is not a database" * 100)
+    assert run_cli("build", cards, "--out", tmp_path / "d2", "--cache-dir", cache, "--quiet") == 0
+    import_package(collection, tmp_path / "d2" / "top.apkg")
+    (nid,) = collection.find_notes("")
+    assert "<strong>3</strong>" in collection.get_note(nid)["Answer"]
+
+
+def test_warm_build_reuses_parsed_and_rendered_cards_but_sees_edits(project, tmp_path, collection):
+    cards = project({"a.yaml": YAML_FORM})
+    cache = tmp_path / "cache"
+    for answer in ("**3**", "**three**"):
+        text = (cards / "a.yaml").read_text()
+        (cards / "a.yaml").write_text(text.replace("**3**", answer))
+        assert run_cli("build", cards, "--out", tmp_path / "d", "--cache-dir", cache, "--quiet") == 0
+    import_package(collection, tmp_path / "d" / "top.apkg")
+    (nid,) = collection.find_notes("")
+    assert collection.get_note(nid)["Answer"] == "<p><strong>three</strong></p>"

@@ -85,7 +85,7 @@ def build(options: BuildOptions) -> BuildResult:
     cache = Cache(options.cache_dir) if options.cache_dir is not None and options.out_dir is not None else None
     try:
         # First gather all data: nothing is written until every card has loaded, rendered and run.
-        loaded = load(options.sources)
+        loaded = load(options.sources, cache)
         problems = loaded.problems + validate(loaded.cards)
         rendered, render_problems = render(loaded.cards, cache)
         problems += render_problems

@@ -1,17 +1,29 @@
 """The build cache: rendered fields and snippet outputs, keyed by content hash, in one SQLite file.
 
-A warm rebuild of an unchanged corpus renders and runs nothing. The cache is an
+A warm rebuild of an unchanged corpus parses, renders and runs nothing. The cache is an
 optimisation only: a missing, unreadable or corrupt cache costs time, never a wrong build,
-and errors are never cached (a failing card is re-checked on every build).
+and errors are never cached (a failing card is re-checked on every build). Values are
+pickled (the file is the user's own build output, like ``__pycache__``).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
+import pickle
 import sqlite3
 from pathlib import Path
 from typing import Any, Iterable
+
+FORMAT = "1"  # bump when what is stored changes shape
+
+
+def code_version(*modules: str) -> str:
+    """Return a digest of deckbuild's own module files (names relative to the package).
+
+    Part of every cache key, so editing the code that produced a cached value invalidates it.
+    """
+    here = Path(__file__).parent
+    return content_key(FORMAT, *(hashlib.sha256((here / m).read_bytes()).hexdigest() for m in modules))
 
 
 def content_key(*parts: str) -> str:
@@ -25,7 +37,7 @@ def content_key(*parts: str) -> str:
 
 
 class Cache:
-    """A namespaced key → JSON value store in ``folder/cache.sqlite``.
+    """A namespaced key → value store in ``folder/cache.sqlite``.
 
     Opening, reading or writing problems (read-only folder, corrupt file) make the cache
     behave as empty; they never raise.
@@ -41,7 +53,7 @@ class Cache:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._db = sqlite3.connect(self.path)
-                self._db.execute("create table if not exists entries (ns text, key text, value text, primary key (ns, key))")
+                self._db.execute("create table if not exists entries (ns text, key text, value blob, primary key (ns, key))")
             except (OSError, sqlite3.Error):
                 self._broken = True
                 self._db = None
@@ -62,13 +74,13 @@ class Cache:
                     [namespace, *chunk],
                 )
                 for key, value in rows:
-                    found[key] = json.loads(value)
-        except (sqlite3.Error, ValueError):
+                    found[key] = pickle.loads(value)
+        except (sqlite3.Error, pickle.UnpicklingError, ValueError, TypeError, AttributeError, EOFError, ImportError):
             return {}
         return found
 
     def put_many(self, namespace: str, items: dict[str, Any]) -> None:
-        """Store ``items`` (key → JSON-serialisable value)."""
+        """Store ``items`` (key → picklable value)."""
         db = self._connect()
         if db is None or not items:
             return
@@ -76,7 +88,7 @@ class Cache:
             with db:
                 db.executemany(
                     "insert or replace into entries values (?, ?, ?)",
-                    [(namespace, key, json.dumps(value)) for key, value in items.items()],
+                    [(namespace, key, pickle.dumps(value, protocol=5)) for key, value in items.items()],
                 )
         except sqlite3.Error:
             pass

@@ -8,6 +8,7 @@ collected as a :class:`~deckbuild.errors.Diagnostic`; nothing here raises on bad
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any, Iterable
 
 import yaml
 
+from deckbuild.cache import Cache, code_version, content_key
 from deckbuild.errors import Diagnostic, Location, Severity
 from deckbuild.model import (
     CODE_KEYS,
@@ -93,18 +95,40 @@ class Loaded:
     newest_mtime: int
 
 
-def load(paths: Iterable[Path]) -> Loaded:
+LOADER_VERSION = code_version("load.py", "model.py", "errors.py")
+
+
+def load(paths: Iterable[Path], cache: Cache | None = None) -> Loaded:
     """Load every card under ``paths`` (files or folders).
 
+    ``cache`` (optional) keeps each file's cards by its path and content hash, so an
+    unchanged file is not parsed again; files with problems are never cached.
     Cross-file checks (duplicate ids) are ``validate.py``'s job.
     """
     files, problems = discover(paths)
-    cards: list[Card] = []
-    newest = 0
+    data: dict[Path, bytes] = {}
     for path in files:
-        file_cards, file_problems = load_file(path)
+        try:
+            data[path] = path.read_bytes()
+        except OSError as exc:
+            problems.append(_error(Location(path), f"cannot read file: {exc.strerror}"))
+    keys = {path: content_key(LOADER_VERSION, str(path), hashlib.sha256(raw).hexdigest()) for path, raw in data.items()}
+    hits = cache.get_many("load", keys.values()) if cache else {}
+    fresh: dict[str, list[Card]] = {}
+    cards: list[Card] = []
+    for path, raw in data.items():
+        if keys[path] in hits:
+            file_cards = hits[keys[path]]
+        else:
+            file_cards, file_problems = parse_file(path, raw)
+            problems += file_problems
+            if not file_problems:
+                fresh[keys[path]] = file_cards
         cards += file_cards
-        problems += file_problems
+    if cache:
+        cache.put_many("load", fresh)
+    newest = 0
+    for path in data:
         try:
             newest = max(newest, int(path.stat().st_mtime))
         except OSError:
@@ -118,6 +142,11 @@ def load_file(path: Path) -> tuple[list[Card], list[Diagnostic]]:
         data = path.read_bytes()
     except OSError as exc:
         return [], [_error(Location(path), f"cannot read file: {exc.strerror}")]
+    return parse_file(path, data)
+
+
+def parse_file(path: Path, data: bytes) -> tuple[list[Card], list[Diagnostic]]:
+    """Parse the bytes of card file ``path`` (YAML, or Markdown by its ``.md`` suffix)."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

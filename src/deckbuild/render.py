@@ -10,13 +10,11 @@ Pure functions of the cards: files are touched only through the optional build c
 
 from __future__ import annotations
 
-import hashlib
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from importlib import metadata
-from pathlib import Path
 
 from markdown import Markdown
 from markdown.extensions.codehilite import CodeHiliteExtension
@@ -25,7 +23,7 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer
 from pygments.styles import get_style_by_name
 
-from deckbuild.cache import Cache, content_key
+from deckbuild.cache import Cache, code_version, content_key
 from deckbuild.errors import Diagnostic, Severity
 from deckbuild.mathext import MathExtension
 from deckbuild.model import Card, RenderedCard, Text
@@ -95,14 +93,11 @@ def highlight_code(code: str) -> str:
     return highlight(code, PythonLexer(), formatter)
 
 
-def _render_version() -> str:
-    """Identify everything that changes rendered HTML: libraries and deckbuild's renderer code."""
-    own = b"".join(Path(__file__).with_name(name).read_bytes() for name in ("render.py", "mathext.py", "latex.py"))
-    libraries = [f"{name}={metadata.version(name)}" for name in ("markdown", "latex2mathml", "pygments")]
-    return content_key(*libraries, hashlib.sha256(own).hexdigest())
-
-
-RENDER_VERSION = _render_version()
+#: Everything that changes rendered HTML: the libraries and deckbuild's renderer code.
+RENDER_VERSION = content_key(
+    *(f"{name}={metadata.version(name)}" for name in ("markdown", "latex2mathml", "pygments")),
+    code_version("render.py", "mathext.py", "latex.py"),
+)
 PARALLEL_THRESHOLD = 2000  # texts to render before a second process pays for its start-up
 
 
