@@ -130,3 +130,24 @@ def test_a_warm_rebuild_runs_no_snippet(built):
     again = build(BuildOptions(sources=(CARDS,), out_dir=root / "dist", cache_dir=root / "cache", progress=False))
     assert again.report.snippets_run == 0
     assert again.report.snippets_cached == first.report.snippets_run
+
+
+def test_the_addon_runs_the_same_code_and_prints_what_was_baked(built, corpus, collection):
+    """Phone (baked Output) and desktop (add-on Run) must show the same output."""
+    import html
+
+    from addon.core import code_from_field
+    from deckbuild.runner import Worker
+
+    root, _ = built
+    import_package(collection, root / "dist" / "ml-interview-code.apkg")
+    sources = {c.id: c.code.value for c in corpus if c.kind is Kind.CODE}
+    notes = [collection.get_note(n) for n in collection.find_notes('"note:deckbuild Code"')]
+    assert len(notes) == len(sources)
+    with Worker() as worker:
+        for note in notes:
+            code = code_from_field(note["Code"])
+            assert code == sources[note["Id"]]
+            result = worker.run(code)
+            if result.stdout:
+                assert f'<pre class="stdout">{html.escape(result.stdout)}</pre>' in note["Output"], note["Id"]
