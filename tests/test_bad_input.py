@@ -74,17 +74,17 @@ CASES = [
     ("duplicate-id-across-files", {"a.yaml": "deck: D\ncards:\n  - {id: x, q: Q, a: A}\n", "b/c.yaml": "deck: D\ncards:\n  - {id: x, q: R, a: B}\n"},
      ["{root}/b/c.yaml:3:5: error: duplicate id 'x' (first used at {root}/a.yaml:3:5)"]),
     ("latex-unknown-command", {"a.yaml": "deck: D\ncards:\n  - id: x\n    q: Q\n    a: |\n      first line\n      see $\\foo + 1$ here\n"},
-     ["{root}/a.yaml:7:5: error: bad LaTeX in $\\foo + 1$: unknown control sequence \\foo"]),
+     ["{root}/a.yaml:7:11: error: bad LaTeX in $\\foo + 1$: unknown control sequence \\foo"]),
     ("latex-unbalanced", {"a.yaml": "deck: D\ncards:\n  - id: x\n    q: |\n      $x^{2$\n    a: A\n"},
-     ["{root}/a.yaml:5:1: error: bad LaTeX in $x^{2$: unbalanced braces: 1 '{' not closed"]),
+     ["{root}/a.yaml:5:7: error: bad LaTeX in $x^{2$: unbalanced braces: 1 '{' not closed"]),
     ("latex-missing-argument", {"a.yaml": "deck: D\ncards:\n  - id: x\n    q: Q\n    a: |\n      $$\\frac{a}$$\n"},
-     ["{root}/a.yaml:6:1: error: bad LaTeX in $$\\frac{a}$$: missing argument: \\frac needs 2"]),
+     ["{root}/a.yaml:6:7: error: bad LaTeX in $$\\frac{a}$$: missing argument: \\frac needs 2"]),
     ("latex-unclosed-environment", {"a.yaml": "deck: D\ncards:\n  - id: x\n    q: Q\n    a: |\n      \\[\\begin{pmatrix} 1 & 2 \\]\n"},
-     ["{root}/a.yaml:6:1: error: bad LaTeX in \\[\\begin{pmatrix} 1 & 2 \\]: unclosed environment \\begin{pmatrix}"]),
+     ["{root}/a.yaml:6:7: error: bad LaTeX in \\[\\begin{pmatrix} 1 & 2 \\]: unclosed environment \\begin{pmatrix}"]),
     ("latex-unclosed-text", {"a.yaml": "deck: D\ncards:\n  - id: x\n    q: Q\n    a: |\n      \\(\\text{x\\)\n"},
-     ["{root}/a.yaml:6:1: error: bad LaTeX in \\(\\text{x\\): unbalanced braces: 1 '{' not closed"]),
+     ["{root}/a.yaml:6:7: error: bad LaTeX in \\(\\text{x\\): unbalanced braces: 1 '{' not closed"]),
     ("latex-dangling-superscript", {"a.yaml": "deck: D\ncards:\n  - id: x\n    q: Q\n    a: |\n      $x^$ and more\n"},
-     ["{root}/a.yaml:6:1: error: bad LaTeX in $x^$: cannot convert (MissingSuperScriptOrSubscriptError)"]),
+     ["{root}/a.yaml:6:7: error: bad LaTeX in $x^$: cannot convert (MissingSuperScriptOrSubscriptError)"]),
     ("markdown-no-front-matter", {"a.md": "## Q\nid: x\n\nA\n"},
      ["{root}/a.md:1: error: a Markdown card file must start with YAML front matter ('---')"]),
     ("markdown-unclosed-front-matter", {"a.md": "---\ndeck: D\n## Q\n"},
@@ -212,6 +212,6 @@ def test_list_under_a_paragraph_line_is_a_warning(tmp_path, capsys):
     root = write_files(tmp_path / "cards", {"a.yaml": "deck: D\ncards:\n  - id: x\n    q: Q\n    a: |\n      Uses:\n      - one\n      - two\n"})
     assert run_cli("check", root, "--quiet", "--strict") == 1
     assert capsys.readouterr().err.splitlines()[0] == (
-        f"{root}/a.yaml:7:1: warning: this list follows a paragraph line without a blank line, "
+        f"{root}/a.yaml:7:7: warning: this list follows a paragraph line without a blank line, "
         "so Python-Markdown renders it as text; add a blank line before it"
     )

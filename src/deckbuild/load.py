@@ -181,7 +181,7 @@ def _parse_yaml(path: Path, text: str, line_offset: int = 0):
     cards_entry = next((e for e in header if e[0] == "cards"), None)
     entries_per_card: list[tuple[Location, list[Entry]]] = []
     if cards_entry is not None:
-        node = cards_entry[1].value
+        node = cards_entry[1]
         if not isinstance(node, yaml.SequenceNode) or not node.value:
             problems.append(_error(cards_entry[2], "'cards' must be a non-empty list of cards"))
         else:
@@ -193,8 +193,9 @@ def _parse_yaml(path: Path, text: str, line_offset: int = 0):
     header = [(k, v, loc) for k, v, loc in header if k != "cards"]
     if cards_entry is None:
         problems.append(_error(Location(path, 1), "missing key 'cards' (the list of cards)"))
-    return [(k, _to_value(path, v.value, line_offset), loc) for k, v, loc in header], [
-        (loc, [(k, _to_value(path, v.value, line_offset), kloc) for k, v, kloc in entries]) for loc, entries in entries_per_card
+    lines = text.split("\n")
+    return [(k, _to_value(path, v, line_offset), loc) for k, v, loc in header], [
+        (loc, [(k, _to_value(path, v, line_offset, lines), kloc) for k, v, kloc in entries]) for loc, entries in entries_per_card
     ], problems
 
 
@@ -227,11 +228,6 @@ def _loc(path: Path, node: yaml.Node, line_offset: int) -> Location:
     return Location(path, node.start_mark.line + 1 + line_offset, node.start_mark.column + 1)
 
 
-@dataclass(frozen=True)
-class _NodeValue:
-    value: yaml.Node
-
-
 def _mapping_entries(path: Path, node: yaml.MappingNode, line_offset: int, problems: list[Diagnostic]):
     """Return ``(key, node, location)`` for each key of a mapping node; flag duplicates."""
     seen: dict[str, Location] = {}
@@ -246,17 +242,22 @@ def _mapping_entries(path: Path, node: yaml.MappingNode, line_offset: int, probl
             problems.append(_error(loc, f"duplicate key '{key}' (first at line {seen[key].line})"))
             continue
         seen[key] = loc
-        entries.append((key, _NodeValue(value_node), loc))
+        entries.append((key, value_node, loc))
     return entries
 
 
-def _to_value(path: Path, node: yaml.Node, line_offset: int) -> Value:
-    """Turn a node into a :class:`Value`: scalars keep the text as written."""
+def _to_value(path: Path, node: yaml.Node, line_offset: int, lines: list[str] | None = None) -> Value:
+    """Turn a node into a :class:`Value`: scalars keep the text as written.
+
+    A block scalar's location is its first content line, at its indentation (read from
+    ``lines``, the file's lines), so that positions inside the text map to the file.
+    """
     loc = _loc(path, node, line_offset)
     if isinstance(node, yaml.ScalarNode):
         block = node.style in ("|", ">")
         if block:
-            loc = Location(path, loc.line + 1, 1)
+            first = next((line for line in (lines or [])[loc.line :] if line.strip()), "")
+            loc = Location(path, loc.line + 1, len(first) - len(first.lstrip(" ")) + 1)
         if node.tag == "tag:yaml.org,2002:null" and node.style is None and node.value in ("", "~", "null", "Null", "NULL"):
             return Value("", loc, block)
         return Value(node.value, loc, node.style == "|" or (node.style is None and "\n" not in node.value))
@@ -288,7 +289,7 @@ def _parse_markdown(path: Path, text: str):
         if not isinstance(root, yaml.MappingNode):
             problems.append(_error(Location(path, 2), "front matter must be a mapping (deck, type, tags)"))
             return None, [], problems
-        header = [(k, _to_value(path, v.value, 1), loc) for k, v, loc in _mapping_entries(path, root, 1, problems)]
+        header = [(k, _to_value(path, v, 1), loc) for k, v, loc in _mapping_entries(path, root, 1, problems)]
     for key, _, loc in header:
         if key == "cards":
             problems.append(_error(loc, "'cards' is not allowed in front matter: each '## ' heading is a card"))
@@ -343,7 +344,7 @@ def _markdown_card(path: Path, index: int, heading: str, body: list[str], proble
                 if key in TEXT_KEYS_ALL - {"topic"}:
                     problems.append(_error(loc, f"'{key}' is a text field: write it as a '### {key}' section"))
                     continue
-                entries.append((key, _to_value(path, node.value, index + 1), loc))
+                entries.append((key, _to_value(path, node, index + 1), loc))
     first_body = index + 1 + meta_len
     for start, name, lines in _split_headings(body[meta_len:], 0, "### "):
         line_no = first_body + start + (1 if name is not None else 0) + 1

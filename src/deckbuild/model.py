@@ -46,7 +46,8 @@ class Text:
     """A text field as written, with the location of its first line.
 
     ``block`` is true when line *k* of ``value`` is exactly ``location.line + k`` in the
-    file (YAML block scalars, Markdown bodies), so errors inside the text can name their line.
+    file, every line starting at column ``location.col`` (YAML block scalars, Markdown
+    bodies), so errors inside the text can name their line and column.
     """
 
     value: str
@@ -60,7 +61,7 @@ class Text:
         before = self.value[:offset]
         line = before.count("\n")
         col = offset - (before.rfind("\n") + 1) + 1
-        return Location(self.location.path, self.location.line + line, col if line else self.location.col + col - 1)
+        return Location(self.location.path, self.location.line + line, self.location.col + col - 1)
 
 
 @dataclass(frozen=True)
