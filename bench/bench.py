@@ -141,16 +141,29 @@ def main() -> None:
             ("add-on Run, first (cold: starts Python, imports torch)", f"{statistics.median(a[0] for a in addon) * 1000:.0f} ms", "", ""),
             ("add-on Run, repeated (warm worker)", f"{statistics.median(a[1] for a in addon) * 1000:.1f} ms", "", ""),
         ]
+        peak = max(gen_cold[1], gen_warm[1], cold[1], warm[1], edit[1])
+        targets = [
+            (f"warm rebuild of the {GENERATED:,}-card corpus within 3× the genanki floor", f"{gen_warm[0] / floor[0]:.1f}×", gen_warm[0] <= 3 * floor[0]),
+            (f"cold build of the {GENERATED:,}-card corpus at 1,000 cards/s or better", f"{GENERATED / gen_cold[0]:,.0f} cards/s", GENERATED / gen_cold[0] >= 1000),
+            ("peak memory of every build under 500 MB", _mb(peak), peak < 500 * 2**20),
+            ("warm worker at least 10× faster than a fresh interpreter per snippet (20 snippets)", f"{fresh_time / worker_time:.1f}×", fresh_time >= 10 * worker_time),
+        ]
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    table = _table(rows)
+    table = _table(rows) + "\n\n" + "\n".join(f"- {'met' if ok else 'MISSED'}: {name} ({value})" for name, value, ok in targets)
     print(table)
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.platform()}"
     (REPO / "docs" / "benchmarks.md").write_text(
         "# Benchmarks\n\nWritten by `make bench` (bench/bench.py). Each figure is the median of "
         f"{RUNS} runs; builds run the real command line in a fresh process, so interpreter start-up "
         f"and imports count. Peak memory is the build process's maximum resident set size.\n\n"
-        f"Machine: {machine}.\n\n{table}\n"
+        f"Machine: {machine}.\n\n{table}\n\n"
+        "The floor is plain genanki writing the same notes with pre-rendered fields, once. deckbuild "
+        "writes every note twice (the all-decks package and its collection's package), in two "
+        "processes; a warm build parses, renders and runs nothing (the build cache holds parsed "
+        "files, rendered fields and snippet outputs by content hash). The shipped corpus's cold "
+        "build is dominated by starting one Python worker that imports torch (about 0.9 s) and "
+        "running its snippets; its peak memory is that worker's.\n"
     )
 
 
