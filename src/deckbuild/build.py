@@ -100,9 +100,6 @@ def build(options: BuildOptions) -> BuildResult:
         if cache is not None:
             cache.close()
     problems.sort(key=lambda d: (d.location is None, d.location or 0))
-    if any(d.severity is Severity.ERROR or options.strict for d in problems):
-        raise BuildFailed(problems)
-
     report = BuildReport(
         decks=len({c.deck for c in loaded.cards}),
         notes=len(loaded.cards),
@@ -110,7 +107,12 @@ def build(options: BuildOptions) -> BuildResult:
         formulas=sum(r.formulas for r in rendered),
         snippets_run=stats.run,
         snippets_cached=stats.cached,
+        snippets_failed=stats.failed,
+        seconds=time.perf_counter() - started,
     )
+    if any(d.severity is Severity.ERROR or options.strict for d in problems):
+        raise BuildFailed(problems, report)
+
     written: list[Path] = []
     if options.out_dir is not None and rendered:
         timestamp = options.timestamp if options.timestamp is not None else build_timestamp(loaded.newest_mtime)

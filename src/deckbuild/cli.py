@@ -40,7 +40,7 @@ def _report(result: BuildResult, out_dir: Path | None) -> str:
         lines.append(f"wrote {len(r.packages)} package(s) to {out_dir}/: {', '.join(r.packages)}")
     lines.append(
         f"{r.decks} decks, {r.notes} notes, {r.cards} cards, {r.formulas} formulas, "
-        f"snippets: {r.snippets_run} run, {r.snippets_cached} cached; {r.seconds:.1f} s"
+        f"snippets: {r.snippets_run} run, {r.snippets_cached} cached, {r.snippets_failed} failed; {r.seconds:.1f} s"
     )
     return "\n".join(lines)
 
@@ -63,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     except BuildFailed as failed:
         for diagnostic in failed.diagnostics:
             print(diagnostic, file=sys.stderr)
+        if failed.report is not None and not args.quiet:
+            print(_report(BuildResult(failed.report, [], []), None), file=sys.stderr)
         errors = sum(d.severity.value == "error" for d in failed.diagnostics)
         warnings = len(failed.diagnostics) - errors
         print(f"deckbuild: {args.command} failed: {errors} error(s), {warnings} warning(s); nothing written", file=sys.stderr)

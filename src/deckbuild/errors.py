@@ -89,10 +89,12 @@ class PackageError(DeckbuildError):
 class BuildFailed(DeckbuildError):
     """Raised once at the end of a stage when any error diagnostic was collected.
 
-    ``diagnostics`` holds every problem found (errors and warnings), sorted by location.
+    ``diagnostics`` holds every problem found (errors and warnings), sorted by location;
+    ``report`` the counts of what was checked (a ``BuildReport``), when known.
     """
 
-    def __init__(self, diagnostics: list[Diagnostic]):
+    def __init__(self, diagnostics: list[Diagnostic], report: object | None = None):
         errors = sum(d.severity is Severity.ERROR for d in diagnostics)
         super().__init__(f"{errors} error(s)")
         self.diagnostics = diagnostics
+        self.report = report

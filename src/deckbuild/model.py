@@ -132,5 +132,6 @@ class BuildReport:
     formulas: int = 0
     snippets_run: int = 0
     snippets_cached: int = 0
+    snippets_failed: int = 0
     packages: tuple[str, ...] = field(default_factory=tuple)
     seconds: float = 0.0
