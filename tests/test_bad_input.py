@@ -215,3 +215,13 @@ def test_list_under_a_paragraph_line_is_a_warning(tmp_path, capsys):
         f"{root}/a.yaml:7:7: warning: this list follows a paragraph line without a blank line, "
         "so Python-Markdown renders it as text; add a blank line before it"
     )
+
+
+def test_cached_output_is_judged_again_when_expect_error_changes(tmp_path, capsys):
+    card = "deck: D\ntype: code\ncards:\n  - id: x\n    q: Q\n    expect_error: {flag}\n    code: |\n      raise ValueError('taught')\n"
+    root = write_files(tmp_path / "cards", {"a.yaml": card.format(flag="true")})
+    cache = tmp_path / "cache"
+    assert run_cli("build", root, "--out", tmp_path / "dist", "--cache-dir", cache, "--quiet") == 0
+    (root / "a.yaml").write_text(card.format(flag="false"))
+    assert run_cli("build", root, "--out", tmp_path / "dist", "--cache-dir", cache, "--quiet") == 1
+    assert capsys.readouterr().err.splitlines()[0] == f"{root}/a.yaml:8: error: code card 'x' raised ValueError: taught"

@@ -66,14 +66,15 @@ def _own_version(package: str) -> str:
         return "absent"
 
 
-def cache_key(code: str, python: str) -> str:
+def cache_key(code: str, python: str, expect_error: bool = False) -> str:
     """Return the cache key (hex SHA-256) of a snippet run by interpreter ``python``.
 
-    It covers everything that can change what the snippet prints: the code, the
-    interpreter's path and its Python, torch and numpy versions, the runner's version and
-    the output cap.
+    It covers everything that can change what the snippet prints or whether that output is
+    accepted: the code, ``expect_error``, the interpreter's path and its Python, torch and
+    numpy versions, the runner's version and the output cap.
     """
-    return content_key(code, python, *interpreter_versions(python), RUNNER_VERSION, str(MAX_OUTPUT_BYTES))
+    versions = interpreter_versions(python)
+    return content_key(code, str(expect_error), python, *versions, RUNNER_VERSION, str(MAX_OUTPUT_BYTES))
 
 
 def output_html(result: RunResult) -> str:
@@ -137,7 +138,7 @@ def execute(
     problems: list[Diagnostic] = []
     to_run: list[tuple[Card, str]] = []
     cached = 0
-    keys = {card.id: cache_key(card.code.value, python) for card in code_cards}
+    keys = {card.id: cache_key(card.code.value, python, card.expect_error) for card in code_cards}
     hits = cache.get_many("output", keys.values()) if cache else {}
     for card in code_cards:
         key = keys[card.id]
@@ -157,11 +158,11 @@ def execute(
                         failed += 1
                         problems.append(Diagnostic(_error_location(card, result), Severity.ERROR, problem))
                         continue
-                    if not (result.stdout or result.stderr or result.error):
-                        problems.append(Diagnostic(card.code.location, Severity.WARNING, f"code card '{card.id}' printed nothing"))
                     rendered = output_html(result)
                     outputs[card.id] = CodeOutput(card.id, rendered, cached=False, seconds=result.seconds)
-                    if cache:
+                    if not (result.stdout or result.stderr or result.error):
+                        problems.append(Diagnostic(card.code.location, Severity.WARNING, f"code card '{card.id}' printed nothing"))
+                    elif cache:  # only accepted, warning-free outputs are cached
                         cache.put_many("output", {key: rendered})
         except WorkerError as exc:
             problems.append(Diagnostic(None, Severity.ERROR, f"cannot run code cards with {python}: {exc}"))
