@@ -158,3 +158,27 @@ def test_warm_build_reuses_parsed_and_rendered_cards_but_sees_edits(project, tmp
     import_package(collection, tmp_path / "d" / "top.apkg")
     (nid,) = collection.find_notes("")
     assert collection.get_note(nid)["Answer"] == "<p><strong>three</strong></p>"
+
+
+def test_a_failed_writer_leaves_no_temporary_files(project, tmp_path, monkeypatch, capsys):
+    import deckbuild.package as package
+    from deckbuild.errors import PackageError
+
+    cards = project({"a.yaml": YAML_FORM})
+    out = tmp_path / "dist"
+    assert run_cli("build", cards, "--out", out, "--quiet") == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    (cards / "a.yaml").write_text((cards / "a.yaml").read_text().replace("**3**", "**three**"))
+
+    real = package.write_package
+
+    def failing(pkg, path, timestamp):
+        if path.name == "top-sub.apkg":
+            raise PackageError(f"cannot write {path}: disk full")
+        return real(pkg, path, timestamp)
+
+    monkeypatch.setattr(package, "write_package", failing)
+    monkeypatch.setattr(package, "PARALLEL_NOTES", 0)  # take the two-process path
+    assert run_cli("build", cards, "--out", out, "--quiet") == 1
+    assert capsys.readouterr().err.splitlines()[0] == f"error: cannot write {out}/top-sub.apkg: disk full"
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # no temp files, old packages intact

@@ -138,8 +138,11 @@ def write_packages(plans: list[PackagePlan], outputs: dict[str, CodeOutput], out
                 results = pool.map(_write_group, range(len(groups)))
         else:
             results = [_write_group(i) for i in range(len(groups))]
-        for result in results:
-            temps += result
+        for written, _ in results:
+            temps += written
+        for _, error in results:
+            if error is not None:
+                raise error
         for name, temp in temps:
             try:
                 os.replace(temp, out_dir / name)
@@ -157,18 +160,20 @@ def write_packages(plans: list[PackagePlan], outputs: dict[str, CodeOutput], out
 _PENDING = None  # what _write_group works on; set by write_packages, inherited across fork
 
 
-def _write_group(index: int) -> list[tuple[str, Path]]:
-    """Write one group of planned packages to temporary files; return (name, temp path)."""
+def _write_group(index: int) -> tuple[list[tuple[str, Path]], PackageError | None]:
+    """Write one group of planned packages to temporary files.
+
+    Returns (name, temp path) for each file written, and the error that stopped the group
+    (``None`` if none did), so the caller can remove every temporary file either way.
+    """
     groups, outputs, out_dir, timestamp = _PENDING
     written: list[tuple[str, Path]] = []
     try:
         for plan in groups[index]:
             written.append((plan.filename, write_package(build_package(plan.cards, outputs), out_dir / plan.filename, timestamp)))
-    except BaseException:
-        for _, temp in written:
-            temp.unlink(missing_ok=True)
-        raise
-    return written
+    except PackageError as error:
+        return written, error
+    return written, None
 
 
 def write_package(package: genanki.Package, path: Path, timestamp: int) -> Path:
