@@ -88,6 +88,10 @@ class Card:
     timeout: float = DEFAULT_TIMEOUT
     expect_error: bool = False
 
+    def texts(self) -> tuple[Text, ...]:
+        """Return the Markdown text fields that are present (not the code)."""
+        return tuple(t for t in (self.q, self.a, self.topic, self.why, self.follow_up, self.follow_up_a) if t is not None)
+
 
 @dataclass(frozen=True)
 class RenderedCard:

@@ -120,7 +120,7 @@ def render(cards: list[Card], cache: Cache | None = None) -> tuple[list[Rendered
     ``cache`` (optional) supplies and keeps renders by content hash; renders with problems
     are never cached.
     """
-    texts = list(dict.fromkeys(t.value for c in cards for t in _texts(c) if t is not None))
+    texts = list(dict.fromkeys(t.value for c in cards for t in c.texts()))
     codes = list(dict.fromkeys(c.code.value for c in cards if c.code is not None))
     keys = {t: content_key(RENDER_VERSION, "md", t) for t in texts}
     code_keys = {c: content_key(RENDER_VERSION, "code", c) for c in codes}
@@ -149,10 +149,6 @@ def render(cards: list[Card], cache: Cache | None = None) -> tuple[list[Rendered
         out.append(rendered)
         problems += card_problems
     return out, problems
-
-
-def _texts(card: Card) -> tuple[Text | None, ...]:
-    return (card.q, card.a, card.topic, card.why, card.follow_up, card.follow_up_a)
 
 
 def _assemble(card: Card, done: dict[str, RenderedText], highlighted: dict[str, str]):

@@ -52,9 +52,8 @@ def validate(cards: list[Card]) -> list[Diagnostic]:
                 Diagnostic(card.location, Severity.WARNING, f"same question as card '{first.id}' ({first.location})")
             )
     for card in cards:
-        for text in (card.q, card.a, card.topic, card.why, card.follow_up, card.follow_up_a):
-            if text is not None:
-                problems += _list_without_blank_line(text)
+        for text in card.texts():
+            problems += _list_without_blank_line(text)
     return problems
 
 
