@@ -8,7 +8,7 @@ from pathlib import Path
 
 from deckbuild import __version__
 from deckbuild.build import BuildOptions, BuildResult, build
-from deckbuild.errors import BuildFailed, DeckbuildError
+from deckbuild.errors import BuildFailed, DeckbuildError, Severity
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
             print(diagnostic, file=sys.stderr)
         if failed.report is not None and not args.quiet:
             print(_report(BuildResult(failed.report, [], []), None), file=sys.stderr)
-        errors = sum(d.severity.value == "error" for d in failed.diagnostics)
+        errors = sum(d.severity is Severity.ERROR for d in failed.diagnostics)
         warnings = len(failed.diagnostics) - errors
         print(f"deckbuild: {args.command} failed: {errors} error(s), {warnings} warning(s); nothing written", file=sys.stderr)
         return 1

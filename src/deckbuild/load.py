@@ -324,9 +324,8 @@ def _split_headings(lines: list[str], start: int, marker: str):
             sections.append((i, line[len(marker) :].strip(), []))
         else:
             sections[-1][2].append(line)
-    if sections[0][2] == [] or not any(line.strip() for line in sections[0][2]):
-        if len(sections) > 1 or not sections[0][2]:
-            sections.pop(0)
+    if not any(line.strip() for line in sections[0][2]):
+        sections.pop(0)  # no text before the first heading
     return sections
 
 

@@ -16,6 +16,8 @@ letter, ``\\`` or ``{``) is reported as a problem instead of being left as text.
 
 from __future__ import annotations
 
+import html
+
 from dataclasses import dataclass, field
 
 from markdown import Markdown
@@ -64,7 +66,7 @@ class _MathProcessor(InlineProcessor):
             mathml = to_mathml(tex, self.display)
         except LatexProblem as exc:
             self.log.problems.append((self.log.source.find(m.group(0)), m.group(0), str(exc)))
-            mathml = '<span class="math-error">' + _escape(m.group(0)) + "</span>"
+            mathml = '<span class="math-error">' + html.escape(m.group(0), quote=False) + "</span>"
         else:
             self.log.formulas += 1
         if self.display:
@@ -81,16 +83,12 @@ class _UnterminatedProcessor(InlineProcessor):
         opening = m.group(1)
         rest = data[m.end() : m.end() + 20].split("\n")[0].rstrip()
         self.log.problems.append((self.log.source.find(opening + rest), opening + rest, f"'{opening}' is never closed"))
-        return self.md.htmlStash.store(_escape(opening)), m.start(0), m.end(0)
+        return self.md.htmlStash.store(html.escape(opening, quote=False)), m.start(0), m.end(0)
 
 
 class _DollarProcessor(InlineProcessor):
     def handleMatch(self, m, data):  # noqa: N802
         return self.md.htmlStash.store("$"), m.start(0), m.end(0)
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 class MathExtension(Extension):
