@@ -6,6 +6,8 @@ package reads all three. Every record is frozen: stages never edit what they rec
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -94,11 +96,38 @@ class Card:
 
 
 @dataclass(frozen=True)
+class Media:
+    """One file for a package's media: its name in Anki's media folder and its bytes.
+
+    Anki's media folder is flat and shared by every deck of a collection, so names are
+    content-hashed (:meth:`from_bytes`): two different files never share a name, and the
+    same bytes used twice are stored once. Anki's "Check Media" deletes unreferenced files
+    except those whose names start with ``_`` (the math font, manifests), and sync carries
+    those to AnkiWeb, AnkiDroid and AnkiMobile. Build names only through :meth:`from_bytes`.
+    """
+
+    name: str
+    data: bytes
+
+    @classmethod
+    def from_bytes(cls, data: bytes, stem: str, suffix: str, keep: bool = False) -> "Media":
+        """Return the media record for ``data``, named ``[_]stem-<sha256 16 hex>suffix``.
+
+        ``stem`` is a readable hint (reduced to ``[A-Za-z0-9-]``, at most 40 characters);
+        ``suffix`` the file extension with its dot (``".png"``); ``keep`` prefixes ``_`` so
+        Anki keeps the file even when no field references it (a font used only by CSS).
+        """
+        hint = re.sub(r"[^A-Za-z0-9-]+", "-", stem).strip("-")[:40] or "file"
+        digest = hashlib.sha256(data).hexdigest()[:16]
+        return cls(f"{'_' if keep else ''}{hint}-{digest}{suffix.lower()}", data)
+
+
+@dataclass(frozen=True)
 class RenderedCard:
     """A card's text fields as HTML (Markdown rendered, math as MathML, code highlighted).
 
     Absent fields are ``""``. ``code_html`` is the highlighted snippet; ``formulas`` counts
-    the formulas converted.
+    the formulas converted; ``media`` the files its fields reference (images), in order.
     """
 
     card: Card
@@ -110,6 +139,7 @@ class RenderedCard:
     follow_up_answer: str = ""
     code_html: str = ""
     formulas: int = 0
+    media: tuple[Media, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -117,13 +147,15 @@ class CodeOutput:
     """What a code card's snippet printed, ready for the note's ``Output`` field.
 
     ``html`` keeps stdout, stderr and the exception apart (``<pre class="stdout">`` ...);
-    ``cached`` tells whether it came from the output cache instead of a run.
+    ``cached`` tells whether it came from the output cache instead of a run; ``seconds`` is
+    the run's wall time; ``media`` the files ``html`` references (figures), in order.
     """
 
     card_id: str
     html: str
     cached: bool = False
     seconds: float = 0.0
+    media: tuple[Media, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from pathlib import Path
 import genanki
 
 from deckbuild.errors import PackageError
-from deckbuild.model import CodeOutput, Kind, RenderedCard
+from deckbuild.model import CodeOutput, Kind, Media, RenderedCard
 from deckbuild.notetypes import NOTE_TYPES
 
 GUID_NAMESPACE = "deckbuild"
@@ -121,18 +121,33 @@ def build_package(cards: tuple[RenderedCard, ...], outputs: dict[str, CodeOutput
 PARALLEL_NOTES = 4000  # notes in a build before a second writer process pays for itself
 
 
-def write_packages(plans: list[PackagePlan], outputs: dict[str, CodeOutput], out_dir: Path, timestamp: int) -> list[Path]:
+def package_media(cards: tuple[RenderedCard, ...], outputs: dict[str, CodeOutput], shared: tuple[Media, ...] = ()) -> list[Media]:
+    """Return the media one package carries: ``shared`` (every package's, e.g. the math font),
+    then each card's and each code output's files, in card order, each name once.
+    """
+    found: dict[str, Media] = {m.name: m for m in shared}
+    for rendered in cards:
+        output = outputs.get(rendered.card.id)
+        for media in (*rendered.media, *(output.media if output else ())):
+            found.setdefault(media.name, media)
+    return list(found.values())
+
+
+def write_packages(
+    plans: list[PackagePlan], outputs: dict[str, CodeOutput], out_dir: Path, timestamp: int, media: tuple[Media, ...] = ()
+) -> list[Path]:
     """Write every planned package into ``out_dir``; return their paths.
 
-    All or nothing: raises :class:`PackageError` if any package cannot be written, and then
-    no file in ``out_dir`` has changed.
+    ``media`` goes into every package, besides the files its own cards reference (see
+    :func:`package_media`). All or nothing: raises :class:`PackageError` if any package
+    cannot be written, and then no file in ``out_dir`` has changed.
     """
     global _PENDING
     groups = [plans[:1], plans[1:]] if len(plans) > 1 else [plans]
     notes = sum(len(plan.cards) for plan in plans)
     temps: list[tuple[str, Path]] = []
     try:
-        _PENDING = (groups, outputs, out_dir, timestamp)
+        _PENDING = (groups, outputs, out_dir, timestamp, media)
         if notes >= PARALLEL_NOTES and len(groups) == 2 and "fork" in multiprocessing.get_all_start_methods():
             with multiprocessing.get_context("fork").Pool(2) as pool:
                 results = pool.map(_write_group, range(len(groups)))
@@ -166,22 +181,26 @@ def _write_group(index: int) -> tuple[list[tuple[str, Path]], PackageError | Non
     Returns (name, temp path) for each file written, and the error that stopped the group
     (``None`` if none did), so the caller can remove every temporary file either way.
     """
-    groups, outputs, out_dir, timestamp = _PENDING
+    groups, outputs, out_dir, timestamp, media = _PENDING
     written: list[tuple[str, Path]] = []
     try:
         for plan in groups[index]:
-            written.append((plan.filename, write_package(build_package(plan.cards, outputs), out_dir / plan.filename, timestamp)))
+            package = build_package(plan.cards, outputs)
+            files = package_media(plan.cards, outputs, media)
+            written.append((plan.filename, write_package(package, out_dir / plan.filename, timestamp, files)))
     except PackageError as error:
         return written, error
     return written, None
 
 
-def write_package(package: genanki.Package, path: Path, timestamp: int) -> Path:
+def write_package(package: genanki.Package, path: Path, timestamp: int, media: list[Media] | tuple[Media, ...] = ()) -> Path:
     """Write ``package`` reproducibly to a temporary file beside ``path``; return its path.
 
     The caller renames it to ``path`` (see :func:`write_packages`). ``timestamp`` (seconds
     since the epoch) becomes every note's, card's and note type's modification time and the
-    zip entries' date. Raises :class:`PackageError` if the folder cannot be written.
+    zip entries' date. ``media`` become the package's media files: zip entries ``0``, ``1``,
+    ... and the ``media`` map from those numbers to names (Anki's legacy package layout,
+    which every client imports). Raises :class:`PackageError` if the folder cannot be written.
     """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -203,7 +222,9 @@ def write_package(package: genanki.Package, path: Path, timestamp: int) -> Path:
             date = time.gmtime(max(timestamp, 315532800))[:6]  # zip dates start in 1980
             # Level 1: a tenth of the default level's time, and the file stays about 4x smaller than stored.
             with zipfile.ZipFile(temp_zip, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
-                for name, data in (("collection.anki2", database), ("media", json.dumps({}).encode())):
+                index = json.dumps({str(i): m.name for i, m in enumerate(media)}).encode()
+                entries = [("collection.anki2", database), *((str(i), m.data) for i, m in enumerate(media)), ("media", index)]
+                for name, data in entries:
                     info = zipfile.ZipInfo(name, date_time=date)
                     info.compress_type = zipfile.ZIP_DEFLATED
                     info._compresslevel = 1  # writestr(ZipInfo) ignores the archive's level before Python 3.13
