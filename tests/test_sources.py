@@ -172,10 +172,10 @@ def test_a_failed_writer_leaves_no_temporary_files(project, tmp_path, monkeypatc
 
     real = package.write_package
 
-    def failing(pkg, path, timestamp):
+    def failing(pkg, path, timestamp, *media):
         if path.name == "top-sub.apkg":
             raise PackageError(f"cannot write {path}: disk full")
-        return real(pkg, path, timestamp)
+        return real(pkg, path, timestamp, *media)
 
     monkeypatch.setattr(package, "write_package", failing)
     monkeypatch.setattr(package, "PARALLEL_NOTES", 0)  # take the two-process path
