@@ -1,20 +1,33 @@
-"""The build cache: rendered fields and snippet outputs, keyed by content hash, in one SQLite file.
+"""The build cache: parsed cards, rendered fields and snippet outputs, keyed by content hash, in one SQLite file.
 
 A warm rebuild of an unchanged corpus parses, renders and runs nothing. The cache is an
 optimisation only: a missing, unreadable or corrupt cache costs time, never a wrong build,
-and errors are never cached (a failing card is re-checked on every build). Values are
-pickled (the file is the user's own build output, like ``__pycache__``).
+and errors are never cached (a failing card is re-checked on every build).
+
+The cache file is treated as written by someone else (a repository may ship one): values
+are stored as inert JSON, never pickled, and every value read is checked against the
+shape its reader asks for (a type such as ``str`` or ``list[Card]``). A value that does not
+parse or does not have that shape is a miss, so a cache copied from anywhere is at worst
+useless and can never run code.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-import pickle
+import json
+import math
 import sqlite3
+import types
+import typing
+from enum import Enum
+from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, TypeVar
 
-FORMAT = "1"  # bump when what is stored changes shape
+FORMAT = "2"  # bump when what is stored changes shape (2: JSON instead of pickle)
+
+T = TypeVar("T")
 
 
 def code_version(*modules: str) -> str:
@@ -36,11 +49,108 @@ def content_key(*parts: str) -> str:
     return digest.hexdigest()
 
 
+def to_json(value: Any) -> Any:
+    """Return ``value`` as plain JSON data: dataclasses become objects, tuples lists, enums and paths their value.
+
+    Raises :class:`TypeError` for anything else (a value that cannot be stored inertly).
+    """
+    if value is None or type(value) in (str, int, bool):
+        return value
+    if type(value) is float:
+        if not math.isfinite(value):
+            raise TypeError("non-finite float")
+        return value
+    if isinstance(value, Enum):
+        return to_json(value.value)
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return [to_json(v) for v in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    raise TypeError(f"cannot store a {type(value).__name__} in the cache")
+
+
+def from_json(shape: Any, data: Any) -> Any:
+    """Return JSON ``data`` as a value of type ``shape``, checking every part of it.
+
+    ``shape`` is a type or type hint: ``str``, ``int``, ``float``, ``bool``, ``None``, a
+    :class:`Path`, an :class:`Enum`, ``list[X]``, ``tuple[X, ...]``, ``tuple[X, Y]``,
+    ``X | None``, or a frozen dataclass of those. Raises :class:`ValueError` if ``data``
+    does not have exactly that shape (a missing or extra field, a wrong type, a bad enum value).
+    """
+    return _decoder(shape)(data)
+
+
+def _fail(message: str) -> typing.NoReturn:
+    raise ValueError(message)
+
+
+@lru_cache(maxsize=None)
+def _decoder(shape: Any) -> Callable[[Any], Any]:
+    """Compile a checker/converter for ``shape`` once (warm builds decode many cards)."""
+    if shape is None or shape is type(None):
+        return lambda d: d if d is None else _fail("expected null")
+    if shape in (str, int, bool):
+        return lambda d: d if type(d) is shape else _fail(f"expected {shape.__name__}")
+    if shape is float:
+        return lambda d: float(d) if type(d) in (int, float) and math.isfinite(d) else _fail("expected a number")
+    if shape is Path:
+        path = lru_cache(maxsize=4096)(Path)  # every card of a file names the same path
+        return lambda d: path(d) if type(d) is str else _fail("expected a path")
+    if isinstance(shape, type) and issubclass(shape, Enum):
+        return lambda d: shape(d) if type(d) in (str, int) else _fail("expected an enum value")
+    origin, args = typing.get_origin(shape), typing.get_args(shape)
+    if origin in (typing.Union, types.UnionType):
+        options = [_decoder(a) for a in args if a is not type(None)]
+        if len(options) == 1 and len(args) == 2:  # X | None, the common case
+            only = options[0]
+            return lambda d: None if d is None else only(d)
+
+        def union(d: Any) -> Any:
+            if d is None and type(None) in args:
+                return None
+            for option in options:
+                try:
+                    return option(d)
+                except ValueError:
+                    pass
+            _fail("no alternative fits")
+
+        return union
+    if origin is list or (origin is tuple and len(args) == 2 and args[1] is Ellipsis):
+        item = _decoder(args[0])
+        make = list if origin is list else tuple
+        return lambda d: make(item(v) for v in d) if type(d) is list else _fail("expected a list")
+    if origin is tuple:
+        items = [_decoder(a) for a in args]
+        return lambda d: (
+            tuple(f(v) for f, v in zip(items, d)) if type(d) is list and len(d) == len(items) else _fail("expected a fixed list")
+        )
+    if dataclasses.is_dataclass(shape):
+        hints = typing.get_type_hints(shape)
+        fields = [(f.name, _decoder(hints[f.name])) for f in dataclasses.fields(shape) if f.init]
+        names = {name for name, _ in fields}
+
+        def record(d: Any) -> Any:
+            if type(d) is not dict or d.keys() != names:
+                _fail(f"expected a {shape.__name__} record")
+            return shape(**{name: f(d[name]) for name, f in fields})
+
+        return record
+    raise TypeError(f"the cache cannot hold values of type {shape!r}")
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
 class Cache:
     """A namespaced key → value store in ``folder/cache.sqlite``.
 
-    Opening, reading or writing problems (read-only folder, corrupt file) make the cache
-    behave as empty; they never raise.
+    Values are JSON (see :func:`to_json`); :meth:`get_many` returns only those that have
+    the asked shape. Opening, reading or writing problems (read-only folder, corrupt file,
+    a table of another shape) make the cache behave as empty; they never raise.
     """
 
     def __init__(self, folder: Path):
@@ -59,13 +169,19 @@ class Cache:
                 self._db = None
         return self._db
 
-    def get_many(self, namespace: str, keys: Iterable[str]) -> dict[str, Any]:
-        """Return the cached values of those ``keys`` that are present."""
+    def get_many(self, namespace: str, keys: Iterable[str], shape: type[T] | Any) -> dict[str, T]:
+        """Return the cached values of those ``keys`` that are present and have type ``shape``.
+
+        ``shape`` is a type hint understood by :func:`from_json` (``str``, ``list[Card]``,
+        ``tuple[str, int]``...). An entry that is not JSON or not of that shape is left
+        out, as if it were not cached.
+        """
         db = self._connect()
         wanted = list(dict.fromkeys(keys))
-        found: dict[str, Any] = {}
+        found: dict[str, T] = {}
         if db is None or not wanted:
             return found
+        decode = _decoder(shape)
         try:
             for start in range(0, len(wanted), 900):  # SQLite's bound-parameter limit
                 chunk = wanted[start : start + 900]
@@ -74,22 +190,28 @@ class Cache:
                     [namespace, *chunk],
                 )
                 for key, value in rows:
-                    found[key] = pickle.loads(value)
-        except (sqlite3.Error, pickle.UnpicklingError, ValueError, TypeError, AttributeError, EOFError, ImportError):
+                    try:
+                        found[key] = decode(json.loads(value, parse_constant=_no_constant))
+                    except (ValueError, TypeError, RecursionError):
+                        continue  # not JSON, not of this shape: a miss
+        except sqlite3.Error:
             return {}
         return found
 
     def put_many(self, namespace: str, items: dict[str, Any]) -> None:
-        """Store ``items`` (key → picklable value)."""
+        """Store ``items`` (key → a value :func:`to_json` accepts); values it refuses are skipped."""
         db = self._connect()
         if db is None or not items:
             return
+        rows = []
+        for key, value in items.items():
+            try:
+                rows.append((namespace, key, json.dumps(to_json(value), ensure_ascii=False, separators=(",", ":"))))
+            except (TypeError, ValueError):
+                continue
         try:
             with db:
-                db.executemany(
-                    "insert or replace into entries values (?, ?, ?)",
-                    [(namespace, key, pickle.dumps(value, protocol=5)) for key, value in items.items()],
-                )
+                db.executemany("insert or replace into entries values (?, ?, ?)", rows)
         except sqlite3.Error:
             pass
 

@@ -139,7 +139,7 @@ def execute(
     to_run: list[tuple[Card, str]] = []
     cached = 0
     keys = {card.id: cache_key(card.code.value, python, card.expect_error) for card in code_cards}
-    hits = cache.get_many("output", keys.values()) if cache else {}
+    hits = cache.get_many("output", keys.values(), str) if cache else {}
     for card in code_cards:
         key = keys[card.id]
         if key in hits:

@@ -113,11 +113,11 @@ def load(paths: Iterable[Path], cache: Cache | None = None) -> Loaded:
         except OSError as exc:
             problems.append(_error(Location(path), f"cannot read file: {exc.strerror}"))
     keys = {path: content_key(LOADER_VERSION, str(path), hashlib.sha256(raw).hexdigest()) for path, raw in data.items()}
-    hits = cache.get_many("load", keys.values()) if cache else {}
+    hits = cache.get_many("load", keys.values(), list[Card]) if cache else {}
     fresh: dict[str, list[Card]] = {}
     cards: list[Card] = []
     for path, raw in data.items():
-        if keys[path] in hits:
+        if hits.get(keys[path]) and all(c.location.path == path for c in hits[keys[path]]):
             file_cards = hits[keys[path]]
         else:
             file_cards, file_problems = parse_file(path, raw)

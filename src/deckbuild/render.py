@@ -124,7 +124,8 @@ def render(cards: list[Card], cache: Cache | None = None) -> tuple[list[Rendered
     codes = list(dict.fromkeys(c.code.value for c in cards if c.code is not None))
     keys = {t: content_key(RENDER_VERSION, "md", t) for t in texts}
     code_keys = {c: content_key(RENDER_VERSION, "code", c) for c in codes}
-    hits = cache.get_many("render", [*keys.values(), *code_keys.values()]) if cache else {}
+    hits = cache.get_many("render", keys.values(), tuple[str, int]) if cache else {}
+    code_hits = cache.get_many("render", code_keys.values(), str) if cache else {}
 
     done: dict[str, RenderedText] = {}
     for text, key in keys.items():
@@ -134,7 +135,7 @@ def render(cards: list[Card], cache: Cache | None = None) -> tuple[list[Rendered
     misses = [t for t in texts if t not in done]
     fresh = dict(zip(misses, _render_all(misses)))
     done.update(fresh)
-    highlighted = {c: hits[k] for c, k in code_keys.items() if k in hits}
+    highlighted = {c: code_hits[k] for c, k in code_keys.items() if k in code_hits}
     new_code = {c: highlight_code(c) for c in codes if c not in highlighted}
     highlighted.update(new_code)
     if cache:

@@ -1,0 +1,109 @@
+"""The build cache is inert data: a crafted or corrupt cache file never runs code and never changes a build."""
+
+from __future__ import annotations
+
+import pickle
+import sqlite3
+
+import pytest
+
+from tests.conftest import import_package, run_cli
+
+CARDS = {
+    "a.yaml": """
+        deck: Top::Sub
+        cards:
+          - id: plain
+            type: fact
+            q: What is $2 + 2$?
+            a: "**4**"
+          - id: snippet
+            type: code
+            q: What does this print?
+            code: |
+              print(6 * 7)
+        """,
+}
+
+
+class _Payload:
+    """Unpickling this writes ``marker``: what a pickle-based cache would execute."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (exec, (f"open({self.marker!r}, 'w').write('ran')",))
+
+
+def _poison(cache_file, value_for):
+    """Replace every stored value with ``value_for(namespace, key)``; return how many."""
+    db = sqlite3.connect(cache_file)
+    with db:
+        rows = db.execute("select ns, key from entries").fetchall()
+        for ns, key in rows:
+            db.execute("update entries set value = ? where ns = ? and key = ?", (value_for(ns, key), ns, key))
+    db.close()
+    return {ns for ns, _ in rows}
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        "pickle",  # would run code under pickle.loads
+        "wrong-type",  # valid JSON of the wrong shape
+        "wrong-record",  # a record with an extra field
+        "bad-enum",  # a card whose kind is no kind
+        "not-json",
+        "nan",
+        "deep",  # nesting deeper than the JSON parser's recursion limit
+    ],
+)
+def test_a_crafted_cache_never_runs_code_and_never_changes_the_build(payload, project, tmp_path, collection):
+    cards = project(CARDS)
+    cache = tmp_path / "cache"
+    assert run_cli("build", cards, "--out", tmp_path / "d1", "--cache-dir", cache, "--quiet") == 0
+    marker = tmp_path / "marker"
+    good = {}
+
+    def value_for(ns, key):
+        db = sqlite3.connect(cache / "cache.sqlite")
+        (good[key],) = db.execute("select value from entries where key = ?", (key,)).fetchone()
+        db.close()
+        if payload == "pickle":
+            return pickle.dumps(_Payload(marker))
+        if payload == "wrong-type":
+            return "123" if ns == "output" else '{"html": 1}'
+        if payload == "wrong-record":
+            return good[key].replace('"expect_error":false', '"expect_error":false,"extra":1') if ns == "load" else "[1]"
+        if payload == "bad-enum":
+            return good[key].replace('"kind":"fact"', '"kind":"exec"') if ns == "load" else '["<p>x</p>", "1"]'
+        if payload == "not-json":
+            return b"\x80\x04not json"
+        if payload == "nan":
+            return "NaN"
+        return "[" * 100_000 + "]" * 100_000
+
+    namespaces = _poison(cache / "cache.sqlite", value_for)
+    assert namespaces == {"load", "render", "output"}  # every kind of cached value was poisoned
+    assert run_cli("build", cards, "--out", tmp_path / "d2", "--cache-dir", cache, "--quiet") == 0
+    assert not marker.exists()
+    first = {p.name: p.read_bytes() for p in (tmp_path / "d1").iterdir()}
+    assert {p.name: p.read_bytes() for p in (tmp_path / "d2").iterdir()} == first
+    import_package(collection, tmp_path / "d2" / "top.apkg")
+    fields = " ".join(v for n in collection.find_notes("") for _, v in collection.get_note(n).items())
+    assert "<strong>4</strong>" in fields and "42" in fields
+
+
+def test_the_cache_stores_no_pickle(project, tmp_path):
+    cards = project(CARDS)
+    cache = tmp_path / "cache"
+    assert run_cli("build", cards, "--out", tmp_path / "d", "--cache-dir", cache, "--quiet") == 0
+    db = sqlite3.connect(cache / "cache.sqlite")
+    values = [v for (v,) in db.execute("select value from entries")]
+    db.close()
+    assert len(values) >= 4  # parsed file, two rendered texts or more, the code, the output
+    import json
+
+    for value in values:
+        json.loads(value)  # every value is plain JSON text
