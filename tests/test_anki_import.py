@@ -62,7 +62,7 @@ def test_notes_fields_tags_decks_and_cards(project, tmp_path, collection):
     assert rank["Source"] == "fact-01"
     assert notes["softmax-sum"]["Source"] == "fact-02"
     assert sorted(rank.tags) == ["chapter::one", "facts", "topic::tensors"]
-    assert rank.guid == note_guid("tensor-rank")
+    assert rank.guid == note_guid("tensor-rank", "deck:Study")
     # MathML with the TeX kept for the MathJax fallback.
     assert '<math xmlns="http://www.w3.org/1998/Math/MathML" display="inline">' in rank["Question"]
     assert '<annotation encoding="application/x-tex">(3, 4, 5)</annotation>' in rank["Question"]

@@ -31,10 +31,12 @@ _OWN_FILES = tuple(Path(__file__).parent / name for name in ("notetypes.py", "te
 class BuildOptions:
     """What to build and how.
 
-    ``out_dir`` ``None`` means check only: nothing is written, not even the build cache.
-    ``cache_dir`` ``None`` means no cache: render and run everything.
+    ``out_dir`` ``None`` means check only: no package is written (the build cache still is).
+    ``cache_dir`` ``None`` means no cache: parse, render and run everything.
     ``run_code`` ``False`` skips running snippets (a check that only validates and renders).
     ``timestamp`` (seconds since the epoch) overrides the notes' modification time.
+    ``guid_namespace`` is the project's GUID namespace (``None``: derived from each card's
+    top-level deck, see :func:`deckbuild.package.card_namespace`).
     """
 
     sources: tuple[Path, ...] = (Path("cards"),)
@@ -45,6 +47,7 @@ class BuildOptions:
     python: str = sys.executable
     progress: bool | None = None
     timestamp: int | None = None
+    guid_namespace: str | None = None
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,7 @@ def build(options: BuildOptions) -> BuildResult:
     in both cases no existing package is changed.
     """
     started = time.perf_counter()
-    cache = Cache(options.cache_dir) if options.cache_dir is not None and options.out_dir is not None else None
+    cache = Cache(options.cache_dir) if options.cache_dir is not None else None
     try:
         # First gather all data: nothing is written until every card has loaded, rendered and run.
         loaded = load(options.sources, cache)
@@ -116,6 +119,6 @@ def build(options: BuildOptions) -> BuildResult:
     written: list[Path] = []
     if options.out_dir is not None and rendered:
         timestamp = options.timestamp if options.timestamp is not None else build_timestamp(loaded.newest_mtime)
-        written = write_packages(plan_packages(rendered), outputs, options.out_dir, timestamp)
+        written = write_packages(plan_packages(rendered), outputs, options.out_dir, timestamp, namespace=options.guid_namespace)
     report = replace(report, packages=tuple(p.name for p in written), seconds=time.perf_counter() - started)
     return BuildResult(report, problems, written)

@@ -1,4 +1,9 @@
-"""The ``deckbuild`` command line: ``build`` and ``check`` (argparse, no framework)."""
+"""The ``deckbuild`` command line: ``build``, ``check`` and ``init`` (argparse, no framework).
+
+``build`` and ``check`` take the same flags, except the two about the output folder
+(``--out``, ``--prune``); both read the project config (:mod:`deckbuild.config`) and use
+the build cache. ``check`` writes no package.
+"""
 
 from __future__ import annotations
 
@@ -8,29 +13,36 @@ from pathlib import Path
 
 from deckbuild import __version__
 from deckbuild.build import BuildOptions, BuildResult, build
-from deckbuild.errors import BuildFailed, DeckbuildError, Severity
+from deckbuild.config import load_project
+from deckbuild.errors import BuildFailed, DeckbuildError, PackageError, Severity
+from deckbuild.package import remove_packages, stale_packages
+from deckbuild.scaffold import init_project
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     parser = argparse.ArgumentParser(prog="deckbuild", description="Compile flashcard sources into Anki packages.")
     parser.add_argument("--version", action="version", version=f"deckbuild {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
+    subs: dict[str, argparse.ArgumentParser] = {}
     for name, text in (
         ("build", "build .apkg packages from card sources"),
-        ("check", "validate, render and run the sources; write nothing"),
+        ("check", "validate, render and run the sources; write no package"),
     ):
-        sub = commands.add_parser(name, help=text, description=text)
-        sub.add_argument("sources", nargs="*", type=Path, default=[Path("cards")], help="files or folders (default: cards/)")
-        sub.add_argument("--strict", action="store_true", help="treat warnings as errors")
-        sub.add_argument("--python", default=sys.executable, help="interpreter that runs code cards (default: this one)")
+        sub = subs[name] = commands.add_parser(name, help=text, description=text)
+        sub.add_argument("sources", nargs="*", type=Path, help="files or folders (default: the config's sources, or cards/)")
+        sub.add_argument("--config", type=Path, help="project config (default: the nearest deckbuild.toml or pyproject.toml)")
+        sub.add_argument("--strict", action="store_true", default=None, help="treat warnings as errors")
+        sub.add_argument("--python", help="interpreter that runs code cards (default: this one)")
+        sub.add_argument("--no-run", action="store_true", help="do not run code cards (their Output stays empty)")
+        sub.add_argument("--no-cache", action="store_true", help="ignore the build cache: parse, render and run everything")
+        sub.add_argument("--cache-dir", type=Path, help="build cache folder (default: .deckbuild-cache beside the config)")
         sub.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no report")
         if name == "build":
-            sub.add_argument("--out", type=Path, default=Path("dist"), help="output folder (default: dist/)")
-            sub.add_argument("--no-cache", action="store_true", help="run every snippet, ignoring cached outputs")
-            sub.add_argument("--cache-dir", type=Path, default=Path(".deckbuild-cache"), help="output cache folder")
-        else:
-            sub.add_argument("--no-run", action="store_true", help="do not run code cards")
-    return parser
+            sub.add_argument("--out", type=Path, help="output folder (default: dist/ beside the config)")
+            sub.add_argument("--prune", action="store_true", help="delete deckbuild packages in the output folder that this build no longer makes")
+    sub = subs["init"] = commands.add_parser("init", help="start a new project", description="write a minimal project that builds as it is")
+    sub.add_argument("folder", nargs="?", type=Path, default=Path("."), help="where to create it (default: here)")
+    return parser, subs
 
 
 def _report(result: BuildResult, out_dir: Path | None) -> str:
@@ -45,21 +57,53 @@ def _report(result: BuildResult, out_dir: Path | None) -> str:
     return "\n".join(lines)
 
 
+def _options(args: argparse.Namespace) -> BuildOptions:
+    """Merge the command line over the project config; raise DeckbuildError for bad values."""
+    project = load_project(list(args.sources), args.config)
+    building = args.command == "build"
+    out = args.out if building and args.out is not None else project.out
+    if building and (out.is_file() or out.suffix == ".apkg"):
+        raise PackageError(f"--out takes a folder, and {out} is a file name; the package names come from the deck names")
+    cache = None if args.no_cache else (args.cache_dir or project.cache_dir)
+    return BuildOptions(
+        sources=project.sources,
+        out_dir=out if building else None,
+        strict=args.strict if args.strict is not None else project.strict,
+        cache_dir=cache,
+        run_code=not args.no_run,
+        python=args.python or project.python or sys.executable,
+        progress=False if args.quiet else None,
+        guid_namespace=project.guid_namespace,
+    )
+
+
+def _init(folder: Path) -> int:
+    try:
+        written = init_project(folder)
+    except DeckbuildError as error:
+        print(error, file=sys.stderr)
+        return 1
+    for path in written:
+        print(f"wrote {path}")
+    where = "" if folder == Path(".") else f" in {folder}"
+    print(f"next: run 'deckbuild build'{where}, then import dist/*.apkg into Anki (File > Import)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status (0 ok, 1 problems found, 2 usage)."""
-    args = _parser().parse_args(argv)
-    building = args.command == "build"
-    options = BuildOptions(
-        sources=tuple(args.sources),
-        out_dir=args.out if building else None,
-        strict=args.strict,
-        cache_dir=None if building and args.no_cache else (args.cache_dir if building else None),
-        run_code=not getattr(args, "no_run", False),
-        python=args.python,
-        progress=False if args.quiet else None,
-    )
+    parser, subs = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        subs[args.command].error(f"unrecognized arguments: {' '.join(extra)}")  # exits 2 with that command's usage
+    if args.command == "init":
+        return _init(args.folder)
     try:
+        options = _options(args)
         result = build(options)
+        stale = stale_packages(options.out_dir, result.packages) if options.out_dir is not None else []
+        if stale and args.prune:
+            remove_packages(stale)
     except BuildFailed as failed:
         for diagnostic in failed.diagnostics:
             print(diagnostic, file=sys.stderr)
@@ -80,4 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         print(diagnostic, file=sys.stderr)
     if not args.quiet:
         print(_report(result, options.out_dir))
+    for path in stale:
+        verb = "removed" if args.prune else "left"
+        note = "" if args.prune else " (this build no longer makes it; --prune deletes it)"
+        print(f"{path}: {verb} stale package{note}", file=sys.stdout if args.prune else sys.stderr)
     return 0

@@ -1,7 +1,8 @@
 """Stage 5: write Anki packages (``.apkg``) with genanki. The only module that writes output.
 
-- GUIDs derive from the card ``id`` alone (genanki's default hashes every field, so an edit
-  would make a duplicate note); deck IDs from the deck name; note type IDs are fixed.
+- GUIDs derive from the project's GUID namespace and the card ``id`` (genanki's default
+  hashes every field, so an edit would make a duplicate note); deck IDs from the deck name;
+  note type IDs are fixed.
 - Reproducible: the same notes and ``timestamp`` give byte-identical files. genanki's own
   ``write_to_file`` stamps the zip entry with the temporary database file's mtime, so the
   zip is written here with the entry time taken from ``timestamp``.
@@ -35,7 +36,7 @@ from deckbuild.errors import PackageError
 from deckbuild.model import CodeOutput, Kind, Media, RenderedCard
 from deckbuild.notetypes import NOTE_TYPES
 
-GUID_NAMESPACE = "deckbuild"
+GUID_NAMESPACE = "deckbuild"  # deck IDs; and the shipped corpus pins it as its GUID namespace
 
 
 @dataclass(frozen=True)
@@ -47,9 +48,24 @@ class PackagePlan:
 
 
 @lru_cache(maxsize=None)
-def note_guid(card_id: str) -> str:
-    """Return the Anki note GUID for a card id (stable for the life of the id)."""
-    return genanki.guid_for(GUID_NAMESPACE, card_id)
+def note_guid(card_id: str, namespace: str) -> str:
+    """Return the Anki note GUID (a 10-character string) of a card id in a GUID namespace.
+
+    Anki matches imported notes to existing ones by GUID alone, across every deck of a
+    collection, so two projects must never produce the same GUID: the namespace is the
+    project's (``guid_namespace`` in its config; see :func:`card_namespace` for the default).
+    Stable for the life of the id and the namespace.
+    """
+    return genanki.guid_for(namespace, card_id)
+
+
+def card_namespace(deck: str, configured: str | None) -> str:
+    """Return the GUID namespace of a card in ``deck``: the configured one, else ``deck:<top deck>``.
+
+    The default ties identity to the top-level deck, so two projects with different top
+    decks never share a GUID, and moving the project folder changes nothing.
+    """
+    return configured if configured is not None else f"deck:{deck.split('::')[0]}"
 
 
 def deck_id(name: str) -> int:
@@ -96,8 +112,11 @@ def _fields(rendered: RenderedCard, output: CodeOutput | None) -> list[str]:
     return [card.id, rendered.question, code, rendered.code_html, baked, rendered.answer, source]
 
 
-def build_package(cards: tuple[RenderedCard, ...], outputs: dict[str, CodeOutput]) -> genanki.Package:
-    """Return the genanki package for ``cards``, with every parent deck present."""
+def build_package(cards: tuple[RenderedCard, ...], outputs: dict[str, CodeOutput], namespace: str | None = None) -> genanki.Package:
+    """Return the genanki package for ``cards``, with every parent deck present.
+
+    ``namespace`` is the configured GUID namespace (``None``: the default, see :func:`card_namespace`).
+    """
     decks: dict[str, genanki.Deck] = {}
     for rendered in cards:
         parts = rendered.card.deck.split("::")
@@ -112,7 +131,7 @@ def build_package(cards: tuple[RenderedCard, ...], outputs: dict[str, CodeOutput
             model=models[card.kind],
             fields=_fields(rendered, outputs.get(card.id)),
             tags=list(card.tags),
-            guid=note_guid(card.id),
+            guid=note_guid(card.id, card_namespace(card.deck, namespace)),
         )
         decks[card.deck].add_note(note)
     return genanki.Package([decks[name] for name in sorted(decks)])
@@ -134,12 +153,17 @@ def package_media(cards: tuple[RenderedCard, ...], outputs: dict[str, CodeOutput
 
 
 def write_packages(
-    plans: list[PackagePlan], outputs: dict[str, CodeOutput], out_dir: Path, timestamp: int, media: tuple[Media, ...] = ()
+    plans: list[PackagePlan],
+    outputs: dict[str, CodeOutput],
+    out_dir: Path,
+    timestamp: int,
+    media: tuple[Media, ...] = (),
+    namespace: str | None = None,
 ) -> list[Path]:
     """Write every planned package into ``out_dir``; return their paths.
 
     ``media`` goes into every package, besides the files its own cards reference (see
-    :func:`package_media`). All or nothing: raises :class:`PackageError` if any package
+    :func:`package_media`); ``namespace`` is the configured GUID namespace. All or nothing: raises :class:`PackageError` if any package
     cannot be written, and then no file in ``out_dir`` has changed.
     """
     global _PENDING
@@ -147,7 +171,7 @@ def write_packages(
     notes = sum(len(plan.cards) for plan in plans)
     temps: list[tuple[str, Path]] = []
     try:
-        _PENDING = (groups, outputs, out_dir, timestamp, media)
+        _PENDING = (groups, outputs, out_dir, timestamp, media, namespace)
         if notes >= PARALLEL_NOTES and len(groups) == 2 and "fork" in multiprocessing.get_all_start_methods():
             with multiprocessing.get_context("fork").Pool(2) as pool:
                 results = pool.map(_write_group, range(len(groups)))
@@ -181,11 +205,11 @@ def _write_group(index: int) -> tuple[list[tuple[str, Path]], PackageError | Non
     Returns (name, temp path) for each file written, and the error that stopped the group
     (``None`` if none did), so the caller can remove every temporary file either way.
     """
-    groups, outputs, out_dir, timestamp, media = _PENDING
+    groups, outputs, out_dir, timestamp, media, namespace = _PENDING
     written: list[tuple[str, Path]] = []
     try:
         for plan in groups[index]:
-            package = build_package(plan.cards, outputs)
+            package = build_package(plan.cards, outputs, namespace)
             files = package_media(plan.cards, outputs, media)
             written.append((plan.filename, write_package(package, out_dir / plan.filename, timestamp, files)))
     except PackageError as error:
@@ -237,3 +261,53 @@ def write_package(package: genanki.Package, path: Path, timestamp: int, media: l
             raise
     except OSError as exc:
         raise PackageError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def is_deckbuild_package(path: Path) -> bool:
+    """Return whether ``path`` is an ``.apkg`` whose collection holds a deckbuild note type.
+
+    Reads the zip's ``collection.anki2`` (the legacy schema genanki writes) and looks for
+    the fixed note type IDs; anything unreadable counts as "not ours".
+    """
+    ids = {str(spec.id) for spec in NOTE_TYPES.values()}
+    try:
+        with zipfile.ZipFile(path) as archive:
+            database = archive.read("collection.anki2")
+        handle, temp = tempfile.mkstemp(suffix=".anki2")
+        try:
+            os.write(handle, database)
+            os.close(handle)
+            connection = sqlite3.connect(temp)
+            try:
+                (models,) = connection.execute("select models from col").fetchone()
+            finally:
+                connection.close()
+        finally:
+            os.unlink(temp)
+        return bool(ids & set(json.loads(models)))
+    except (OSError, KeyError, zipfile.BadZipFile, sqlite3.Error, ValueError, TypeError):
+        return False
+
+
+def stale_packages(out_dir: Path, written: list[Path]) -> list[Path]:
+    """Return the deckbuild packages in ``out_dir`` that this build did not write.
+
+    They come from decks or collections that no longer exist in the sources. Only files
+    that :func:`is_deckbuild_package` recognises are listed, so a user's own ``.apkg`` in
+    the folder is never reported or removed.
+    """
+    keep = {p.name for p in written}
+    try:
+        candidates = sorted(p for p in out_dir.glob("*.apkg") if p.name not in keep and p.is_file() and not p.is_symlink())
+    except OSError:
+        return []
+    return [p for p in candidates if is_deckbuild_package(p)]
+
+
+def remove_packages(paths: list[Path]) -> None:
+    """Delete ``paths`` (stale packages). Raises :class:`PackageError` naming one that cannot go."""
+    for path in paths:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise PackageError(f"cannot remove {path}: {exc.strerror or exc}") from None
