@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -54,6 +56,24 @@ def test_every_cited_id_exists(corpus):
     known = {i for name in INVENTORY_FILES for i in _inventory_ids(name)}
     unknown = sorted({(c.id, s) for c in corpus for s in c.source if s not in known})
     assert unknown == []
+
+
+OVERLAP = REPO.parent / "shared" / "tools" / "overlap.py"
+
+
+@pytest.mark.skipif(not OVERLAP.is_file(), reason="the seed overlap tool (../shared/tools/overlap.py) is not here")
+def test_no_card_repeats_eight_consecutive_words_of_the_seeds():
+    """Own words: the shared tool lists every card with a run of 8+ words from the seeds; the list must be empty."""
+    run = subprocess.run(
+        [sys.executable, str(OVERLAP), str(CARDS), "--n", "8"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.strip().splitlines()
+    total = re.fullmatch(r"(\d+) card\(s\) share a run of 8\+ words with the seed text", lines[-1])
+    assert total is not None, run.stdout  # the tool's summary line changed: read overlap.py again
+    assert lines[:-1] == []
+    assert int(total.group(1)) == 0
 
 
 def test_every_card_cites_a_source(corpus):
