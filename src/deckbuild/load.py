@@ -194,8 +194,9 @@ def _parse_yaml(path: Path, text: str, line_offset: int = 0):
     if cards_entry is None:
         problems.append(_error(Location(path, 1), "missing key 'cards' (the list of cards)"))
     lines = text.split("\n")
-    return [(k, _to_value(path, v, line_offset), loc) for k, v, loc in header], [
-        (loc, [(k, _to_value(path, v, line_offset, lines), kloc) for k, v, kloc in entries]) for loc, entries in entries_per_card
+    return [(k, _to_value(path, v, line_offset, lines, problems), loc) for k, v, loc in header], [
+        (loc, [(k, _to_value(path, v, line_offset, lines, problems), kloc) for k, v, kloc in entries])
+        for loc, entries in entries_per_card
     ], problems
 
 
@@ -206,7 +207,8 @@ def _compose(path: Path, text: str, line_offset: int, problems: list[Diagnostic]
     """Compose a YAML document into a node tree, recording syntax errors.
 
     libyaml (``CSafeLoader``) parses about ten times faster; on a syntax error the pure
-    Python loader parses again, because its messages say more than libyaml's.
+    Python loader parses again, because its messages say more than libyaml's, and
+    :func:`_yaml_problem` turns the common ones into what to do about them.
     """
     try:
         return yaml.compose(text, Loader=_FAST_LOADER)
@@ -215,13 +217,71 @@ def _compose(path: Path, text: str, line_offset: int, problems: list[Diagnostic]
     try:
         return yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
+        mark, message = _yaml_problem(exc, text.split("\n"))
         loc = Location(path, mark.line + 1 + line_offset, mark.column + 1) if mark else Location(path)
-        message = " ".join(str(part) for part in (exc.context, exc.problem) if part)
         problems.append(_error(loc, f"YAML syntax error: {message}"))
     except yaml.YAMLError as exc:
         problems.append(_error(Location(path), f"YAML error: {exc}"))
     return None
+
+
+#: What a value starting with one of YAML's indicator characters is read as.
+_INDICATORS = {
+    "*": "an alias (a reference to an '&' anchor)",
+    "&": "an anchor",
+    "!": "a tag",
+    "[": "a list",
+    "{": "a mapping",
+    ">": "a folded block",
+    "|": "a literal block",
+    "@": "reserved",
+    "`": "reserved",
+    "%": "a directive",
+    "?": "a complex key",
+}
+_QUOTE_HINT = "put the whole value in single quotes, or write it as a '|' block on the lines below"
+
+
+def _yaml_problem(exc: yaml.MarkedYAMLError, lines: list[str]):
+    """Return ``(mark, message)`` for a PyYAML syntax error: where it really is and what to do.
+
+    PyYAML reports some errors at the token after the real one (an unquoted text line is
+    blamed on the next line): those are moved to the line that caused them. Unrecognised
+    errors keep PyYAML's own words.
+    """
+    problem, context = exc.problem or "", exc.context or ""
+    mark = exc.problem_mark or exc.context_mark
+    raw = " ".join(part for part in (context, problem) if part)
+
+    def value_at(m):
+        """The mark at the start of the value on mark ``m``'s line (after ``key:`` or ``-``), and its text."""
+        line = lines[m.line] if m and m.line < len(lines) else ""
+        match = re.match(r"\s*(?:-\s+)?(?:[^\s:#][^:#]*:\s+)?(.*)$", line)
+        if not m or not match:
+            return m, ""
+        return yaml.Mark(m.name, m.index, m.line, match.start(1), m.buffer, m.pointer), match.group(1)
+
+    if "found character '\\t'" in problem or "found character '\t'" in problem:
+        return mark, "a tab character: YAML indents with spaces only (and a tab cannot start a value)"
+    if "while scanning a quoted scalar" in context:
+        return exc.context_mark, "this quoted value is never closed (a closing quote is missing)"
+    if "while scanning a simple key" in context and "could not find expected ':'" in problem:
+        return exc.context_mark, (
+            "this line is neither 'key: value' nor part of a text block: "
+            "to write text over several lines, start the value with '|' and indent the lines below it"
+        )
+    if "mapping values are not allowed here" in problem:
+        return mark, f"': ' inside an unquoted value starts a new key: {_QUOTE_HINT}"
+    for candidate in (mark, exc.context_mark):
+        start, text = value_at(candidate)
+        if text[:1] in _INDICATORS and (
+            "alias" in context or "block scalar" in context or "cannot start any token" in problem or "expected <block end>" in problem
+        ):
+            where = start if "expected <block end>" not in problem else mark
+            return where, f"a value starting with '{text[0]}' is read as YAML syntax ({_INDICATORS[text[0]]}): {_QUOTE_HINT}"
+    if "expected <block end>" in problem:
+        return mark, "this line's indentation does not match the keys above it (YAML nests by indentation: align the card's keys with spaces)"
+    return mark, raw
 
 
 def _loc(path: Path, node: yaml.Node, line_offset: int) -> Location:
@@ -246,14 +306,22 @@ def _mapping_entries(path: Path, node: yaml.MappingNode, line_offset: int, probl
     return entries
 
 
-def _to_value(path: Path, node: yaml.Node, line_offset: int, lines: list[str] | None = None) -> Value:
+def _to_value(path: Path, node: yaml.Node, line_offset: int, lines: list[str], problems: list[Diagnostic]) -> Value:
     """Turn a node into a :class:`Value`: scalars keep the text as written.
 
     A block scalar's location is its first content line, at its indentation (read from
-    ``lines``, the file's lines), so that positions inside the text map to the file.
+    ``lines``, the lines of the YAML text), so that positions inside the text map to the
+    file. Values YAML silently changed (see :func:`_scalar_problem`) are recorded in ``problems``.
     """
     loc = _loc(path, node, line_offset)
     if isinstance(node, yaml.ScalarNode):
+        problem = _scalar_problem(node, lines)
+        if problem is not None:
+            (line, col), message = problem
+            problems.append(_error(Location(path, line + 1 + line_offset, col + 1), message))
+            # Render what was written, not the control characters, so no second error follows.
+            text = "\n".join(lines[node.start_mark.line : node.end_mark.line + 1])
+            return Value(text[node.start_mark.column + 1 :].rsplit('"', 1)[0], loc, False)
         block = node.style in ("|", ">")
         if block:
             first = next((line for line in (lines or [])[loc.line :] if line.strip()), "")
@@ -262,8 +330,46 @@ def _to_value(path: Path, node: yaml.Node, line_offset: int, lines: list[str] | 
             return Value("", loc, block)
         return Value(node.value, loc, node.style == "|" or (node.style is None and "\n" not in node.value))
     if isinstance(node, yaml.SequenceNode):
-        return Value([_to_value(path, item, line_offset) for item in node.value], loc)
+        return Value([_to_value(path, item, line_offset, lines, problems) for item in node.value], loc)
     return Value(None, loc)
+
+
+#: What YAML's double-quoted escapes turn a TeX command's first letter into.
+_ESCAPES = {
+    "0": "a NUL character", "a": "a bell character", "b": "a backspace", "t": "a tab", "n": "a line break",
+    "v": "a vertical tab", "f": "a form feed", "r": "a carriage return", "e": "an escape character",
+    "N": "a next-line character", "_": "a non-breaking space", "L": "a line separator", "P": "a paragraph separator",
+}
+
+
+def _scalar_problem(node: yaml.ScalarNode, lines: list[str]) -> tuple[tuple[int, int], str] | None:
+    """Return ``((line, col), message)`` (0-based, in ``lines``) if YAML changed a value silently.
+
+    Two traps: a double-quoted string turns ``\\f``, ``\\t``, ``\\b``, ``\\n`` ... into
+    control characters (``"$\\frac{1}{2}$"`` becomes a form feed and ``rac``), and a value
+    starting with ``&`` or ``!`` loses that word to a YAML anchor or tag.
+    """
+    line, col = node.start_mark.line, node.start_mark.column
+    first = lines[line][col : col + 1] if line < len(lines) else ""
+    if first in ("&", "!"):
+        what = "an anchor" if first == "&" else "a tag"
+        return (line, col), f"a value starting with '{first}' loses its first word to YAML ({what}): {_QUOTE_HINT}"
+    if node.style != '"':
+        return None
+    end = node.end_mark
+    raw = "\n".join(lines[line : end.line + 1])
+    start = col
+    for match in re.finditer(r"\\(.)", raw[start:] if raw else ""):
+        letter = match.group(1)
+        if letter in _ESCAPES:
+            before = raw[: start + match.start()]
+            at_line = line + before.count("\n")
+            at_col = len(before) - (before.rfind("\n") + 1)
+            return (at_line, at_col), (
+                f"double-quoted YAML turned '\\{letter}' into {_ESCAPES[letter]}: "
+                "write TeX in a '|' block or in single quotes, where a backslash stays a backslash"
+            )
+    return None
 
 
 # --- Markdown -----------------------------------------------------------------------------
@@ -289,7 +395,8 @@ def _parse_markdown(path: Path, text: str):
         if not isinstance(root, yaml.MappingNode):
             problems.append(_error(Location(path, 2), "front matter must be a mapping (deck, type, tags)"))
             return None, [], problems
-        header = [(k, _to_value(path, v, 1), loc) for k, v, loc in _mapping_entries(path, root, 1, problems)]
+        header_lines = header_text.split("\n")
+        header = [(k, _to_value(path, v, 1, header_lines, problems), loc) for k, v, loc in _mapping_entries(path, root, 1, problems)]
     for key, _, loc in header:
         if key == "cards":
             problems.append(_error(loc, "'cards' is not allowed in front matter: each '## ' heading is a card"))
@@ -333,17 +440,16 @@ def _markdown_card(path: Path, index: int, heading: str, body: list[str], proble
     """Turn one ``##`` section into card entries (the same shape the YAML form gives)."""
     card_loc = Location(path, index + 1, 1)
     entries: list[Entry] = [("q", Value(heading, Location(path, index + 1, 4)), card_loc)]
-    meta_len = 0
-    while meta_len < len(body) and META_LINE_RE.match(body[meta_len]):
-        meta_len += 1
+    meta_start, meta_len = _misplaced_meta(path, index, body, problems)
     if meta_len:
+        body = body[:meta_start] + [line.lstrip(" \t") for line in body[meta_start:meta_len]] + body[meta_len:]
         root = _compose(path, "\n".join(body[:meta_len]), index + 1, problems)
         if isinstance(root, yaml.MappingNode):
             for key, node, loc in _mapping_entries(path, root, index + 1, problems):
                 if key in TEXT_KEYS_ALL - {"topic"}:
                     problems.append(_error(loc, f"'{key}' is a text field: write it as a '### {key}' section"))
                     continue
-                entries.append((key, _to_value(path, node, index + 1), loc))
+                entries.append((key, _to_value(path, node, index + 1, body[:meta_len], problems), loc))
     first_body = index + 1 + meta_len
     for start, name, lines in _split_headings(body[meta_len:], 0, "### "):
         line_no = first_body + start + (1 if name is not None else 0) + 1
@@ -359,6 +465,36 @@ def _markdown_card(path: Path, index: int, heading: str, body: list[str], proble
 
 
 TEXT_KEYS_ALL = {k for keys in TEXT_KEYS.values() for k in keys}
+_META_KEYS = {*COMMON_KEYS, *CODE_KEYS, "topic"} - {"q"}
+_LOOSE_META_RE = re.compile(r"^([ \t]*)([a-z_]+):(\s|$)")
+
+
+def _misplaced_meta(path: Path, index: int, body: list[str], problems: list[Diagnostic]) -> tuple[int, int]:
+    """Return ``(first, end)`` of the card-key lines below a heading (``(0, 0)``: none).
+
+    They must follow the heading directly and start at the line's first column. A blank
+    line in between, or indented keys (which Markdown reads as a code block), are located
+    errors that say so; the keys are still read, so no second error follows from them.
+    """
+    end = 0
+    while end < len(body) and META_LINE_RE.match(body[end]):
+        end += 1
+    if end:
+        return 0, end
+    first = next((i for i, line in enumerate(body) if line.strip()), len(body))
+    end = first
+    while end < len(body) and (m := _LOOSE_META_RE.match(body[end])) and m.group(2) in _META_KEYS:
+        end += 1
+    if end == first:
+        return 0, 0
+    indent = _LOOSE_META_RE.match(body[first]).group(1)
+    key = _LOOSE_META_RE.match(body[first]).group(2)
+    where = Location(path, index + 2 + first, len(indent) + 1)
+    if first:
+        problems.append(_error(where, f"'{key}:' must come right below the '## ' heading: remove the blank line between them"))
+    else:
+        problems.append(_error(where, f"'{key}:' is indented: write card keys at the start of the line (indented lines are code in Markdown)"))
+    return first, end
 
 
 def _strip_blank(lines: list[str], line_no: int) -> tuple[str, int]:
