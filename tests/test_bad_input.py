@@ -22,7 +22,7 @@ CASES = [
     ("yaml-syntax", {"a.yaml": "deck: D\ncards:\n  - id: x\n    q: [unclosed\n"},
      ["{root}/a.yaml:5:1: error: YAML syntax error: while parsing a flow sequence expected ',' or ']', but got '<stream end>'"]),
     ("yaml-tab-indent", {"a.yaml": "deck: D\ncards:\n\t- id: x\n"},
-     ["{root}/a.yaml:3:1: error: YAML syntax error: while scanning for the next token found character '\\t' that cannot start any token"]),
+     ["{root}/a.yaml:3:1: error: YAML syntax error: a tab character: YAML indents with spaces only (and a tab cannot start a value)"]),
     ("top-is-list", {"a.yaml": "- id: x\n"},
      ["{root}/a.yaml:1:1: error: expected a mapping with 'deck' and 'cards' at the top"]),
     ("missing-deck", {"a.yaml": "cards:\n  - id: x\n    q: Q\n    a: A\n"},
