@@ -93,6 +93,10 @@ CASES = [
      ["{root}/a.md:4: error: text before the first '## ' heading"]),
     ("markdown-text-key-in-meta", {"a.md": "---\ndeck: D\n---\n## Q\nid: x\na: no\n\nA\n"},
      ["{root}/a.md:6:1: error: 'a' is a text field: write it as a '### a' section"]),
+    ("yaml-only-comments", {"a.yaml": "# deck: D\n# cards: []\n"},  # issue 18, bug 3: was accepted silently
+     ["{root}/a.yaml:1: error: file holds no cards, only comments"]),
+    ("decks-equal-in-anki", {"a.yaml": "deck: ML::Key Facts\ncards:\n  - {id: x, q: Q, a: A}\n", "b.yaml": "deck: ml::Key Facts\ncards:\n  - {id: y, q: R, a: B}\n"},
+     ["{root}/b.yaml:3:5: error: deck 'ml' differs only in case from deck 'ML' (at {root}/a.yaml:3:5); Anki treats them as one deck"]),
     ("markdown-code-not-fenced", {"a.md": "---\ndeck: D\ntype: code\n---\n## Q\nid: x\n\n### code\nprint(1)\n"},
      ["{root}/a.md:8:1: error: a '### code' section must hold one fenced code block"]),
 ]
@@ -225,3 +229,16 @@ def test_cached_output_is_judged_again_when_expect_error_changes(tmp_path, capsy
     (root / "a.yaml").write_text(card.format(flag="false"))
     assert run_cli("build", root, "--out", tmp_path / "dist", "--cache-dir", cache, "--quiet") == 1
     assert capsys.readouterr().err.splitlines()[0] == f"{root}/a.yaml:8: error: code card 'x' raised ValueError: taught"
+
+
+def test_an_unfenced_code_section_is_reported_and_never_run(tmp_path, capsys):
+    """Issue 18, bug 2: the card was reported, yet still built and its text executed."""
+    marker = tmp_path / "ran"
+    root = write_files(tmp_path / "cards", {"a.md": f"---\ndeck: D\ntype: code\n---\n## Q\nid: x\n\n### code\nopen({str(marker)!r}, 'w')\n"})
+    assert run_cli("build", root, "--out", tmp_path / "dist", "--quiet", "--strict") == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"{root}/a.md:8:1: error: a '### code' section must hold one fenced code block",
+        "deckbuild: build failed: 1 error(s), 0 warning(s); nothing written",
+    ]
+    assert not marker.exists()
+    assert not (tmp_path / "dist").exists()

@@ -173,7 +173,7 @@ def test_a_failed_writer_leaves_no_temporary_files(project, tmp_path, monkeypatc
     real = package.write_package
 
     def failing(pkg, path, timestamp, *media):
-        if path.name == "top-sub.apkg":
+        if path.name.startswith(".top-sub.apkg."):
             raise PackageError(f"cannot write {path}: disk full")
         return real(pkg, path, timestamp, *media)
 

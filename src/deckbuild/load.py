@@ -173,13 +173,15 @@ def _parse_yaml(path: Path, text: str, line_offset: int = 0):
     problems: list[Diagnostic] = []
     root = _compose(path, text, line_offset, problems)
     if root is None:
+        if not problems:  # a stream without a document: only comments
+            problems.append(_error(Location(path, 1), "file holds no cards, only comments"))
         return None, [], problems
     if not isinstance(root, yaml.MappingNode):
         problems.append(_error(_loc(path, root, line_offset), "expected a mapping with 'deck' and 'cards' at the top"))
         return None, [], problems
     header = _mapping_entries(path, root, line_offset, problems)
     cards_entry = next((e for e in header if e[0] == "cards"), None)
-    entries_per_card: list[tuple[Location, list[Entry]]] = []
+    entries_per_card: list[tuple[Location, list[Entry], bool]] = []
     if cards_entry is not None:
         node = cards_entry[1]
         if not isinstance(node, yaml.SequenceNode) or not node.value:
@@ -189,15 +191,20 @@ def _parse_yaml(path: Path, text: str, line_offset: int = 0):
                 if not isinstance(item, yaml.MappingNode):
                     problems.append(_error(_loc(path, item, line_offset), "each card must be a mapping of keys to values"))
                     continue
-                entries_per_card.append((_loc(path, item, line_offset), _mapping_entries(path, item, line_offset, problems)))
+                before = len(problems)
+                entries = _mapping_entries(path, item, line_offset, problems)
+                entries_per_card.append((_loc(path, item, line_offset), entries, len(problems) == before))
     header = [(k, v, loc) for k, v, loc in header if k != "cards"]
     if cards_entry is None:
         problems.append(_error(Location(path, 1), "missing key 'cards' (the list of cards)"))
     lines = text.split("\n")
-    return [(k, _to_value(path, v, line_offset, lines, problems), loc) for k, v, loc in header], [
-        (loc, [(k, _to_value(path, v, line_offset, lines, problems), kloc) for k, v, kloc in entries])
-        for loc, entries in entries_per_card
-    ], problems
+    header_entries = [(k, _to_value(path, v, line_offset, lines, problems), loc) for k, v, loc in header]
+    cards = []
+    for loc, entries, clean in entries_per_card:
+        before = len(problems)
+        converted = [(k, _to_value(path, v, line_offset, lines, problems), kloc) for k, v, kloc in entries]
+        cards.append((loc, converted, clean and len(problems) == before))
+    return header_entries, cards, problems
 
 
 _FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -437,7 +444,12 @@ def _split_headings(lines: list[str], start: int, marker: str):
 
 
 def _markdown_card(path: Path, index: int, heading: str, body: list[str], problems: list[Diagnostic]):
-    """Turn one ``##`` section into card entries (the same shape the YAML form gives)."""
+    """Turn one ``##`` section into card entries (the same shape the YAML form gives).
+
+    Returns ``(location, entries, clean)``; ``clean`` is false if a problem was found here
+    (then the card is reported but never built, so an unfenced '### code' never runs).
+    """
+    before = len(problems)
     card_loc = Location(path, index + 1, 1)
     entries: list[Entry] = [("q", Value(heading, Location(path, index + 1, 4)), card_loc)]
     meta_start, meta_len = _misplaced_meta(path, index, body, problems)
@@ -461,7 +473,7 @@ def _markdown_card(path: Path, index: int, heading: str, body: list[str], proble
             if not ok:
                 problems.append(_error(loc, "a '### code' section must hold one fenced code block"))
         entries.append((key, Value(value, Location(path, line_no, 1), True), loc))
-    return card_loc, entries
+    return card_loc, entries, len(problems) == before
 
 
 TEXT_KEYS_ALL = {k for keys in TEXT_KEYS.values() for k in keys}
@@ -537,9 +549,9 @@ def _build_cards(path: Path, header: list[Entry], entries_per_card, problems: li
     if not any(k == "deck" for k, _, _ in header):
         problems.append(_error(file_loc, "missing key 'deck' (the Anki deck for these cards, e.g. 'Top::Sub')"))
     cards = []
-    for card_loc, entries in entries_per_card:
+    for card_loc, entries, clean in entries_per_card:
         card = _card(card_loc, entries, deck, default_kind, file_tags, problems)
-        if card is not None and deck is not None:
+        if card is not None and deck is not None and clean:
             cards.append(card)
     return cards, problems
 

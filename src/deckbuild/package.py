@@ -7,8 +7,9 @@
   ``write_to_file`` stamps the zip entry with the temporary database file's mtime, so the
   zip is written here with the entry time taken from ``timestamp``.
 - Atomic: every package is first written to a temporary file in the output folder; only
-  when all of them are written are they renamed over the old ones, so a failed build
-  never leaves a half-written ``.apkg`` or a mix of old and new packages.
+  when all of them are written are they renamed over the old ones (and put back if a
+  rename fails half-way), so a failed or interrupted build never leaves a half-written
+  ``.apkg``, a mix of old and new packages, or a temporary file.
 - Parallel: a large build writes the all-decks package and the per-collection packages
   (the same notes twice) in two processes.
 """
@@ -21,9 +22,12 @@ import itertools
 import json
 import multiprocessing
 import os
-import re
+import secrets
+import shutil
+import signal
 import sqlite3
 import tempfile
+import unicodedata
 import time
 import zipfile
 from dataclasses import dataclass
@@ -74,27 +78,63 @@ def deck_id(name: str) -> int:
     return (1 << 30) + int.from_bytes(digest[:4], "big") % (1 << 30)
 
 
+SLUG_BYTES = 120  # a slug's UTF-8 length before it is cut (file names: 255 bytes on common file systems)
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:8]
+
+
 def slug(name: str) -> str:
-    """Return a file-name slug for a deck name: lowercase, ``-`` between words."""
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "deck"
+    """Return a file-name slug (no extension) for a deck name.
+
+    The name is NFC-normalised and casefolded (Anki compares deck names case-insensitively);
+    letters, marks and digits of every script are kept (``数学::代数`` → ``数学-代数``), each
+    run of anything else becomes one ``-``, so a slug never holds ``/``, ``.`` or a control
+    character. A name with none of them gives ``deck``. A slug longer than
+    :data:`SLUG_BYTES` UTF-8 bytes is cut and ends in a hash of the whole name.
+    """
+    text = unicodedata.normalize("NFC", name).casefold()
+    words = "".join(ch if unicodedata.category(ch)[0] in "LMN" else " " for ch in text).split()
+    result = "-".join(words) or "deck"
+    if len(result.encode("utf-8")) > SLUG_BYTES:
+        cut = result.encode("utf-8")[: SLUG_BYTES - 9].decode("utf-8", "ignore").rstrip("-")
+        result = f"{cut}-{_short_hash(name)}"
+    return result
 
 
 def plan_packages(cards: list[RenderedCard]) -> list[PackagePlan]:
     """Plan one package with every deck plus one per top-level collection.
 
     A collection is a deck path's first two components (``Top::Collection``); with a single
-    top deck the all-decks package is named after it, otherwise ``all.apkg``.
+    top deck the all-decks package is named after it, otherwise ``all.apkg``. File names
+    are unique: a collection whose slug is already taken (``X::!!!`` beside the all-decks
+    ``x.apkg``, ``ML::Key Facts`` beside ``ML::key-facts``) gets a hash of its deck name
+    appended. Raises :class:`PackageError`, naming both decks and a card of each, if two
+    names still collide.
     """
     tops = sorted({c.card.deck.split("::")[0] for c in cards})
-    everything = PackagePlan(f"{slug(tops[0])}.apkg" if len(tops) == 1 else "all.apkg", tuple(cards))
+    everything = tops[0] if len(tops) == 1 else "all"
     collections: dict[str, list[RenderedCard]] = {}
     for card in cards:
         parts = card.card.deck.split("::")
         if len(parts) > 1:
             collections.setdefault("::".join(parts[:2]), []).append(card)
-    plans = [everything]
-    for name, members in sorted(collections.items()):
-        plans.append(PackagePlan(f"{slug(name)}.apkg", tuple(members)))
+    named = [(everything, tuple(cards)), *((name, tuple(members)) for name, members in sorted(collections.items()))]
+    taken: dict[str, tuple[str, RenderedCard]] = {}
+    plans = []
+    for deck, members in named:
+        filename = f"{slug(deck)}.apkg"
+        if filename in taken:
+            filename = f"{slug(deck)}-{_short_hash(deck)}.apkg"
+        if filename in taken:
+            other, card = taken[filename]
+            raise PackageError(
+                f"decks '{other}' (at {card.card.location}) and '{deck}' would both be written to {filename}; rename one",
+                members[0].card.location,
+            )
+        taken[filename] = (deck, members[0])
+        plans.append(PackagePlan(filename, members))
     return plans
 
 
@@ -163,89 +203,158 @@ def write_packages(
     """Write every planned package into ``out_dir``; return their paths.
 
     ``media`` goes into every package, besides the files its own cards reference (see
-    :func:`package_media`); ``namespace`` is the configured GUID namespace. All or nothing: raises :class:`PackageError` if any package
-    cannot be written, and then no file in ``out_dir`` has changed.
+    :func:`package_media`); ``namespace`` is the configured GUID namespace. All or nothing: every target is checked before anything is
+    written (a folder in the way is an error), each package is written to a temporary file
+    beside its target, and only when all are written are they renamed over the old ones;
+    if a rename fails half-way the previous files are put back. Raises
+    :class:`PackageError` if any package cannot be written; then, as after an interrupt
+    (``KeyboardInterrupt``), no file in ``out_dir`` has changed and no temporary file is left.
     """
-    global _PENDING
-    groups = [plans[:1], plans[1:]] if len(plans) > 1 else [plans]
-    notes = sum(len(plan.cards) for plan in plans)
-    temps: list[tuple[str, Path]] = []
+    targets = [out_dir / plan.filename for plan in plans]
+    for target in targets:
+        if target.is_dir() and not target.is_symlink():
+            raise PackageError(f"cannot write {target}: a folder is in the way")
     try:
-        _PENDING = (groups, outputs, out_dir, timestamp, media, namespace)
-        if notes >= PARALLEL_NOTES and len(groups) == 2 and "fork" in multiprocessing.get_all_start_methods():
-            with multiprocessing.get_context("fork").Pool(2) as pool:
-                results = pool.map(_write_group, range(len(groups)))
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PackageError(f"cannot write {out_dir}: {exc.strerror or exc}") from None
+    temps: list[Path] = []
+    try:
+        for target in targets:
+            temps.append(_reserve(target, ".tmp"))
+        jobs = [(plan, temp, target) for plan, temp, target in zip(plans, temps, targets)]
+        notes = sum(len(plan.cards) for plan in plans)
+        if notes >= PARALLEL_NOTES and len(jobs) > 1 and "fork" in multiprocessing.get_all_start_methods():
+            _write_in_two_processes(jobs[:1], jobs[1:], outputs, timestamp, media, namespace)
         else:
-            results = [_write_group(i) for i in range(len(groups))]
-        for written, _ in results:
-            temps += written
-        for _, error in results:
-            if error is not None:
-                raise error
-        for name, temp in temps:
-            try:
-                os.replace(temp, out_dir / name)
-            except OSError as exc:
-                raise PackageError(f"cannot write {out_dir / name}: {exc.strerror or exc}") from None
-    except BaseException:
-        for _, temp in temps:
+            _write_jobs(jobs, outputs, timestamp, media, namespace)
+        _replace_all(list(zip(temps, targets)))
+    finally:
+        for temp in temps:
             temp.unlink(missing_ok=True)
+    return targets
+
+
+def _reserve(target: Path, suffix: str) -> Path:
+    """Create an empty hidden file beside ``target`` (``.name.XXXX.tmp``); return its path."""
+    try:
+        handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
+    except OSError as exc:
+        raise PackageError(f"cannot write {target}: {exc.strerror or exc}") from None
+    os.close(handle)
+    return Path(name)
+
+
+def _write_jobs(jobs, outputs: dict[str, CodeOutput], timestamp: int, media: tuple[Media, ...], namespace: str | None) -> None:
+    """Write each ``(plan, temp, target)`` job's package into its reserved temporary file."""
+    for plan, temp, target in jobs:
+        package = build_package(plan.cards, outputs, namespace)
+        try:
+            write_package(package, temp, timestamp, package_media(plan.cards, outputs, media))
+        except PackageError as error:
+            raise PackageError(error.message.replace(str(temp), str(target)), error.location) from None
+
+
+def _write_in_two_processes(mine, theirs, outputs, timestamp, media, namespace) -> None:
+    """Write ``theirs`` in a forked child while this process writes ``mine``.
+
+    The child ignores SIGINT: an interrupt reaches this process, which kills the child and
+    (through its caller) removes every temporary file, whose names it chose itself.
+    """
+    context = multiprocessing.get_context("fork")
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(target=_child_writes, args=(theirs, outputs, timestamp, media, namespace, send), daemon=True)
+    child.start()
+    send.close()
+    try:
+        _write_jobs(mine, outputs, timestamp, media, namespace)
+        try:
+            message = receive.recv()
+        except EOFError:
+            message = "the second writer process died"
+        child.join()
+        if message is not None:
+            raise PackageError(message)
+    finally:
+        receive.close()
+        if child.is_alive():
+            child.kill()
+            child.join()
+
+
+def _child_writes(jobs, outputs, timestamp, media, namespace, send) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        _write_jobs(jobs, outputs, timestamp, media, namespace)
+        send.send(None)
+    except PackageError as error:
+        send.send(error.message)
+    except Exception as error:  # a bug: report it, the parent fails the build
+        send.send(f"writing packages failed: {error!r}")
+
+
+def _replace_all(pairs: list[tuple[Path, Path]]) -> None:
+    """Rename each ``(temp, target)``; if one fails, put every previous target back and raise.
+
+    Each existing target is first hard-linked (or copied) to a hidden backup beside it, so
+    a target is never missing, and a failure or interrupt half-way restores the old set.
+    """
+    done: list[tuple[Path, Path | None]] = []
+    try:
+        for temp, target in pairs:
+            backup = None
+            if os.path.lexists(target):
+                backup = target.parent / f".{target.name}.{secrets.token_hex(6)}.old"
+                try:
+                    os.link(target, backup, follow_symlinks=False)
+                except OSError:
+                    shutil.copy2(target, backup, follow_symlinks=False)
+            done.append((target, backup))
+            os.replace(temp, target)
+    except BaseException as exc:
+        failed = done[-1][0] if done else None
+        for previous, backup in reversed(done):
+            try:
+                if backup is not None:
+                    os.replace(backup, previous)
+                else:
+                    previous.unlink(missing_ok=True)
+            except OSError:
+                pass
+        if isinstance(exc, OSError):
+            raise PackageError(f"cannot write {failed}: {exc.strerror or exc}") from None
         raise
     finally:
-        _PENDING = None
-    return [out_dir / plan.filename for plan in plans]
-
-
-_PENDING = None  # what _write_group works on; set by write_packages, inherited across fork
-
-
-def _write_group(index: int) -> tuple[list[tuple[str, Path]], PackageError | None]:
-    """Write one group of planned packages to temporary files.
-
-    Returns (name, temp path) for each file written, and the error that stopped the group
-    (``None`` if none did), so the caller can remove every temporary file either way.
-    """
-    groups, outputs, out_dir, timestamp, media, namespace = _PENDING
-    written: list[tuple[str, Path]] = []
-    try:
-        for plan in groups[index]:
-            package = build_package(plan.cards, outputs, namespace)
-            files = package_media(plan.cards, outputs, media)
-            written.append((plan.filename, write_package(package, out_dir / plan.filename, timestamp, files)))
-    except PackageError as error:
-        return written, error
-    return written, None
+        for _, backup in done:
+            if backup is not None:
+                backup.unlink(missing_ok=True)
 
 
 def write_package(package: genanki.Package, path: Path, timestamp: int, media: list[Media] | tuple[Media, ...] = ()) -> Path:
-    """Write ``package`` reproducibly to a temporary file beside ``path``; return its path.
+    """Write ``package`` reproducibly into the existing file ``path``; return ``path``.
 
-    The caller renames it to ``path`` (see :func:`write_packages`). ``timestamp`` (seconds
-    since the epoch) becomes every note's, card's and note type's modification time and the
-    zip entries' date. ``media`` become the package's media files: zip entries ``0``, ``1``,
-    ... and the ``media`` map from those numbers to names (Anki's legacy package layout,
-    which every client imports). Raises :class:`PackageError` if the folder cannot be written.
+    :func:`write_packages` reserves ``path`` (a hidden temporary file beside the target)
+    and renames it; the file is opened without being created, so a file already removed by
+    an interrupted build is not written again. The collection database is built in memory
+    (nothing in ``$TMPDIR``). ``timestamp`` (seconds since the epoch) becomes every note's,
+    card's and note type's modification time and the zip entries' date. ``media`` become the
+    package's media files: zip entries ``0``, ``1``, ... and the ``media`` map from those
+    numbers to names (Anki's legacy package layout, which every client imports).
+    Raises :class:`PackageError` if the file cannot be written.
     """
+    connection = sqlite3.connect(":memory:")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp_db = tempfile.mkstemp(suffix=".anki2")
-        os.close(handle)
-        try:
-            connection = sqlite3.connect(temp_db)
-            try:
-                package.write_to_db(connection.cursor(), timestamp, itertools.count(timestamp * 1000))
-                connection.commit()
-            finally:
-                connection.close()
-            database = Path(temp_db).read_bytes()
-        finally:
-            os.unlink(temp_db)
-        handle, temp_zip = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(handle)
-        try:
-            date = time.gmtime(max(timestamp, 315532800))[:6]  # zip dates start in 1980
+        package.write_to_db(connection.cursor(), timestamp, itertools.count(timestamp * 1000))
+        connection.commit()
+        database = connection.serialize()
+    finally:
+        connection.close()
+    date = time.gmtime(max(timestamp, 315532800))[:6]  # zip dates start in 1980
+    try:
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_TRUNC), "wb") as handle:
             # Level 1: a tenth of the default level's time, and the file stays about 4x smaller than stored.
-            with zipfile.ZipFile(temp_zip, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+            with zipfile.ZipFile(handle, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
                 index = json.dumps({str(i): m.name for i, m in enumerate(media)}).encode()
                 entries = [("collection.anki2", database), *((str(i), m.data) for i, m in enumerate(media)), ("media", index)]
                 for name, data in entries:
@@ -254,13 +363,10 @@ def write_package(package: genanki.Package, path: Path, timestamp: int, media: l
                     info._compresslevel = 1  # writestr(ZipInfo) ignores the archive's level before Python 3.13
                     info.external_attr = 0o644 << 16
                     archive.writestr(info, data)
-            os.chmod(temp_zip, 0o644)
-            return Path(temp_zip)
-        except BaseException:
-            Path(temp_zip).unlink(missing_ok=True)
-            raise
+        os.chmod(path, 0o644)
     except OSError as exc:
         raise PackageError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return path
 
 
 def is_deckbuild_package(path: Path) -> bool:

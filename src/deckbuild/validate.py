@@ -1,6 +1,7 @@
 """Stage 2: checks that need the whole corpus (one file at a time is ``load.py``'s job).
 
-Errors: the same card id twice (naming both places). Warnings (errors under ``--strict``):
+Errors: the same card id twice, and deck paths that differ only in case (Anki compares
+deck names case-insensitively and would merge them), each naming both places. Warnings (errors under ``--strict``):
 tags that differ only in case (Anki treats tags case-insensitively and merges them), two
 cards asking the very same question in one deck, and a list that starts right under a
 paragraph line: CommonMark lets a list interrupt a paragraph, Python-Markdown does not,
@@ -10,6 +11,7 @@ so the "list" would render as running text.
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from deckbuild.errors import Diagnostic, Severity
 from deckbuild.model import Card, Text
@@ -29,6 +31,7 @@ def validate(cards: list[Card]) -> list[Diagnostic]:
                 Diagnostic(card.location, Severity.ERROR, f"duplicate id '{card.id}' (first used at {first.location})")
             )
 
+    problems += _decks_equal_in_anki(cards)
     spelling: dict[str, tuple[str, Card]] = {}
     for card in cards:
         for tag in card.tags:
@@ -54,6 +57,29 @@ def validate(cards: list[Card]) -> list[Diagnostic]:
     for card in cards:
         for text in card.texts():
             problems += _list_without_blank_line(text)
+    return problems
+
+
+def _decks_equal_in_anki(cards: list[Card]) -> list[Diagnostic]:
+    """Flag deck paths (or their parents) spelled two ways that Anki treats as one deck.
+
+    Anki compares deck names case-insensitively (and NFC-normalises text), so ``ML::Key Facts``
+    and ``ml::key facts`` would land in one deck with one of the two names.
+    """
+    problems: list[Diagnostic] = []
+    first_card = {card.deck: card for card in reversed(cards)}
+    seen: dict[str, tuple[str, Card]] = {}
+    reported: set[tuple[str, str]] = set()
+    for deck, card in sorted(first_card.items(), key=lambda item: item[1].location):
+        parts = deck.split("::")
+        for depth in range(1, len(parts) + 1):
+            name = "::".join(parts[:depth])
+            other, other_card = seen.setdefault(unicodedata.normalize("NFC", name).casefold(), (name, card))
+            if other != name and (other, name) not in reported:
+                reported.add((other, name))
+                message = f"deck '{name}' differs only in case from deck '{other}' (at {other_card.location}); Anki treats them as one deck"
+                problems.append(Diagnostic(card.location, Severity.ERROR, message))
+                break
     return problems
 
 

@@ -1,0 +1,156 @@
+"""Package names are unique, and a build replaces every package or none (failures, interrupts)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import import_package, run_cli
+
+
+def _deck_file(deck: str, card_id: str) -> str:
+    return f"deck: '{deck}'\ncards:\n  - id: {card_id}\n    q: Question {card_id}?\n    a: Answer {card_id}.\n"
+
+
+def _notes_in(package: Path, tmp_path: Path) -> list[str]:
+    """Import ``package`` into a fresh real Anki collection; return its notes' ids, sorted."""
+    from anki.collection import Collection
+
+    folder = tmp_path / f"anki-{package.name}"
+    folder.mkdir()
+    col = Collection(str(folder / "c.anki2"))
+    try:
+        import_package(col, package)
+        return sorted(col.get_note(n)["ID"] if "ID" in col.get_note(n) else col.get_note(n).fields[0] for n in col.find_notes(""))
+    finally:
+        col.close()
+
+
+def _tree(folder: Path) -> dict[str, bytes | str]:
+    return {p.name: p.read_bytes() if p.is_file() else "folder" for p in sorted(folder.iterdir())}
+
+
+@pytest.mark.parametrize(
+    "decks, names",
+    [
+        (("X::Real", "X::!!!"), ["x-real.apkg", "x.apkg"]),  # '!!!' has no letters: its slug is the top's
+        (("数学::代数", "数学::几何"), ["数学-代数.apkg", "数学-几何.apkg", "数学.apkg"]),
+        (("ML::Key Facts", "ML::key-facts"), ["ml-key-facts.apkg", "ml.apkg"]),
+    ],
+)
+def test_package_names_never_collide(decks, names, project, tmp_path, capsys):
+    cards = project({f"{i}.yaml": _deck_file(deck, f"card-{i}") for i, deck in enumerate(decks)})
+    out = tmp_path / "out"
+    assert run_cli("build", cards, "--out", out, "--quiet") == 0
+    files = sorted(p.name for p in out.iterdir())
+    assert len(files) == 3  # all decks, and one per collection: none overwrote another
+    assert set(names) <= set(files)
+    everything = out / names[-1]
+    assert _notes_in(everything, tmp_path) == ["card-0", "card-1"]
+    collections = [out / f for f in files if f != names[-1]]
+    assert sorted(n for package in collections for n in _notes_in(package, tmp_path)) == ["card-0", "card-1"]
+
+
+def test_a_very_long_deck_name_gives_a_file_name_the_file_system_accepts(project, tmp_path):
+    cards = project({"a.yaml": _deck_file("Top::" + "Überlange Namen " * 40, "long")})
+    out = tmp_path / "out"
+    assert run_cli("build", cards, "--out", out, "--quiet") == 0
+    (collection,) = [p for p in out.iterdir() if p.name != "top.apkg"]
+    assert len(collection.name.encode()) <= 255 and collection.name.startswith("top-überlange-namen-")
+    assert _notes_in(collection, tmp_path) == ["long"]
+
+
+def test_decks_anki_treats_as_one_are_one_error_naming_both(project, tmp_path, capsys):
+    cards = project({"a.yaml": _deck_file("ML::Key Facts", "one"), "b.yaml": _deck_file("ml::key facts", "two")})
+    out = tmp_path / "out"
+    assert run_cli("build", cards, "--out", out, "--quiet") == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"{cards}/b.yaml:3:5: error: deck 'ml' differs only in case from deck 'ML' (at {cards}/a.yaml:3:5); Anki treats them as one deck",
+        "deckbuild: build failed: 1 error(s), 0 warning(s); nothing written",
+    ]
+    assert not out.exists()
+
+
+@pytest.fixture
+def built(project, tmp_path):
+    """A project with decks Prev::Alpha and Prev::Zeta built once into out/; returns (cards, out, before)."""
+    cards = project({"a.yaml": _deck_file("Prev::Alpha", "alpha"), "z.yaml": _deck_file("Prev::Zeta", "zeta")})
+    out = tmp_path / "out"
+    assert run_cli("build", cards, "--out", out, "--quiet") == 0
+    assert sorted(p.name for p in out.iterdir()) == ["prev-alpha.apkg", "prev-zeta.apkg", "prev.apkg"]
+    before = _tree(out)
+    for name in ("a.yaml", "z.yaml"):
+        (cards / name).write_text((cards / name).read_text().replace("Answer", "New answer"))
+    return cards, out, before
+
+
+def test_a_folder_in_the_way_fails_before_any_package_is_replaced(built, capsys):
+    cards, out, before = built
+    (out / "prev-zeta.apkg").unlink()
+    (out / "prev-zeta.apkg").mkdir()
+    del before["prev-zeta.apkg"]
+    assert run_cli("build", cards, "--out", out, "--quiet") == 1
+    assert capsys.readouterr().err.splitlines()[0] == f"error: cannot write {out}/prev-zeta.apkg: a folder is in the way"
+    assert _tree(out) == {**before, "prev-zeta.apkg": "folder"}
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_a_rename_failing_half_way_puts_the_previous_packages_back(built, parallel, monkeypatch, capsys):
+    import deckbuild.package as package
+
+    cards, out, before = built
+    real = os.replace
+    failed = []
+
+    def replace(src, dst):
+        if Path(dst).name == "prev-zeta.apkg" and not failed:  # the last of the three renames
+            failed.append(dst)
+            raise OSError(28, "No space left on device")
+        return real(src, dst)
+
+    monkeypatch.setattr(package.os, "replace", replace)
+    if parallel:
+        monkeypatch.setattr(package, "PARALLEL_NOTES", 0)
+    assert run_cli("build", cards, "--out", out, "--quiet") == 1
+    assert failed
+    assert capsys.readouterr().err.splitlines()[0] == f"error: cannot write {out}/prev-zeta.apkg: No space left on device"
+    assert _tree(out) == before  # prev.apkg and prev-alpha.apkg were renamed, then put back; no temporary file
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+@pytest.mark.parametrize("raised", [KeyboardInterrupt, RuntimeError])
+def test_any_error_or_interrupt_while_a_package_is_written_leaves_no_temporary_file(built, parallel, raised, monkeypatch, tmp_path):
+    """Issue 18, bug 1: only package-write errors used to remove the first package's temporary file."""
+    import deckbuild.package as package
+
+    cards, out, before = built
+    real = package.write_package
+    parent, calls = os.getpid(), []
+
+    def failing(pkg, path, timestamp, *media):
+        if os.getpid() == parent:
+            calls.append(path)
+            # serial: the first package is written, the second fails; parallel: the parent
+            # fails on its (all-decks) package while the child writes the other two
+            if len(calls) == (1 if parallel else 2):
+                raise raised("stop")
+        return real(pkg, path, timestamp, *media)
+
+    monkeypatch.setattr(package, "write_package", failing)
+    if parallel:
+        monkeypatch.setattr(package, "PARALLEL_NOTES", 0)
+    tmp = tmp_path / "tmpdir"
+    tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp))
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    if raised is RuntimeError:
+        with pytest.raises(RuntimeError):
+            run_cli("build", cards, "--out", out, "--quiet")
+    else:
+        assert run_cli("build", cards, "--out", out, "--quiet") == (130 if raised is KeyboardInterrupt else 1)
+    assert _tree(out) == before
+    assert list(tmp.iterdir()) == []
