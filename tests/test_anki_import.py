@@ -120,7 +120,7 @@ def test_rebuild_after_edit_updates_notes_and_keeps_review_history(project, tmp_
     assert collection.db.scalar("select count() from revlog") == revlog_before
 
 
-def test_template_change_reaches_collection_through_note_type_mtime(project, tmp_path, collection):
+def test_note_types_keep_their_fixed_ids_css_and_templates(project, tmp_path, collection):
     cards = project({"facts.yaml": FACTS})
     dist = tmp_path / "dist"
     assert run_cli("build", cards, "--out", dist, "--quiet") == 0

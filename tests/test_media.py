@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from deckbuild.errors import Location
-from deckbuild.model import Card, CodeOutput, Kind, Media, RenderedCard, Text
+from deckbuild.model import Card, CodeOutput, Kind, Media, RenderedCard, Stamps, Text
+from deckbuild.notetypes import NOTE_TYPES
 from deckbuild.package import plan_packages, write_packages
 from tests.conftest import import_package
 
@@ -33,12 +34,15 @@ def test_media_reach_a_real_collection_once_per_name(tmp_path: Path, collection)
     font = Media.from_bytes(b"wOF2 font", "font", ".woff2", keep=True)
     cards = [_card("a", (same,)), _card("b", (same, other), Kind.CODE)]
     outputs = {"b": CodeOutput("b", f'<img src="{figure.name}">', media=(figure,))}
-    paths = write_packages(plan_packages(cards), outputs, tmp_path / "out", 1_700_000_000, media=(font,))
+    plans = plan_packages(cards)
+    t = 1_700_000_000
+    stamps = Stamps({c.card.id: t for c in cards}, {s.id: t for s in NOTE_TYPES.values()}, {p.filename: t for p in plans})
+    paths = write_packages(plans, outputs, tmp_path / "out", stamps, media=(font,))
 
     # Anki imports the files that a note references, and those whose names start with "_".
     import_package(collection, paths[0])
     folder = Path(collection.media.dir())
-    stored = sorted(p.name for p in folder.iterdir())
+    stored = sorted(p.name for p in folder.iterdir() if not p.name.startswith("_deckbuild-manifest-"))
     assert stored == sorted({same.name, other.name, figure.name, font.name})
     for media in (same, other, figure, font):
         assert (folder / media.name).read_bytes() == media.data

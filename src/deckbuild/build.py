@@ -14,17 +14,17 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from deckbuild import history
 from deckbuild.cache import Cache
 from deckbuild.errors import BuildFailed, Diagnostic, PackageError, Severity
 from deckbuild.execute import ExecuteStats, execute
+from deckbuild.history import PackageRecord, Record, next_mod
 from deckbuild.load import load
-from deckbuild.model import BuildReport, Kind
-from deckbuild.package import plan_packages, write_packages
+from deckbuild.model import BuildReport, CodeOutput, Media, RenderedCard, Stamps
+from deckbuild.notetypes import NOTE_TYPES
+from deckbuild.package import PackagePlan, note_digest, package_digest, plan_packages, write_packages
 from deckbuild.render import render
 from deckbuild.validate import validate
-
-#: Files of deckbuild itself whose change must reach users' collections (templates, CSS).
-_OWN_FILES = tuple(Path(__file__).parent / name for name in ("notetypes.py", "templates/card.css", "templates/mathml-fallback.js"))
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class BuildOptions:
     ``out_dir`` ``None`` means check only: no package is written (the build cache still is).
     ``cache_dir`` ``None`` means no cache: parse, render and run everything.
     ``run_code`` ``False`` skips running snippets (a check that only validates and renders).
-    ``timestamp`` (seconds since the epoch) overrides the notes' modification time.
+    ``timestamp`` (seconds since the epoch) overrides :func:`build_timestamp`.
     ``guid_namespace`` is the project's GUID namespace (``None``: derived from each card's
     top-level deck, see :func:`deckbuild.package.card_namespace`).
     """
@@ -59,22 +59,24 @@ class BuildResult:
     packages: list[Path]
 
 
-def build_timestamp(newest_source_mtime: int) -> int:
-    """Return the modification time for every note, card and note type, in epoch seconds.
+def build_timestamp() -> int:
+    """Return the build's base time in epoch seconds: what new and changed notes get.
 
-    ``SOURCE_DATE_EPOCH`` wins (reproducible-builds.org convention). Otherwise the newest
-    mtime of the sources and of deckbuild's own templates: it grows when a source changes,
-    and Anki's importer only updates notes whose modification time is newer than its own.
-    Raises :class:`~deckbuild.errors.PackageError` for a malformed ``SOURCE_DATE_EPOCH``.
+    ``SOURCE_DATE_EPOCH`` wins (reproducible-builds.org convention), else the clock (source
+    file mtimes are never used: touching a file changes nothing). ``history.py`` raises it
+    past the previous build's time where content changed. Raises
+    :class:`~deckbuild.errors.PackageError` for a malformed ``SOURCE_DATE_EPOCH``.
     """
     epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
     if epoch:
         try:
-            return int(epoch)
+            value = int(epoch)
         except ValueError:
-            raise PackageError(f"SOURCE_DATE_EPOCH must be whole seconds, not '{epoch}'") from None
-    own = max(int(p.stat().st_mtime) for p in _OWN_FILES)
-    return max(newest_source_mtime, own)
+            value = -1
+        if value < 0:
+            raise PackageError(f"SOURCE_DATE_EPOCH must be whole seconds since 1970, not '{epoch}'")
+        return value
+    return int(time.time())
 
 
 def build(options: BuildOptions) -> BuildResult:
@@ -99,26 +101,89 @@ def build(options: BuildOptions) -> BuildResult:
                 loaded.cards, cache=cache, python=options.python, progress=options.progress
             )
             problems += run_problems
+        problems.sort(key=lambda d: (d.location is None, d.location or 0))
+        report = BuildReport(
+            decks=len({c.deck for c in loaded.cards}),
+            notes=len(loaded.cards),
+            cards=sum(c.card_count() for c in loaded.cards),
+            formulas=sum(r.formulas for r in rendered),
+            snippets_run=stats.run,
+            snippets_cached=stats.cached,
+            snippets_failed=stats.failed,
+            seconds=time.perf_counter() - started,
+        )
+        if any(d.severity is Severity.ERROR or options.strict for d in problems):
+            raise BuildFailed(problems, report)
+
+        written: list[Path] = []
+        if options.out_dir is not None and rendered:
+            base = options.timestamp if options.timestamp is not None else build_timestamp()
+            report, written = _package(rendered, outputs, options.out_dir, cache, base, report, options.guid_namespace)
     finally:
         if cache is not None:
             cache.close()
-    problems.sort(key=lambda d: (d.location is None, d.location or 0))
-    report = BuildReport(
-        decks=len({c.deck for c in loaded.cards}),
-        notes=len(loaded.cards),
-        cards=sum(2 if c.kind is Kind.PROBE and c.follow_up else 1 for c in loaded.cards),
-        formulas=sum(r.formulas for r in rendered),
-        snippets_run=stats.run,
-        snippets_cached=stats.cached,
-        snippets_failed=stats.failed,
-        seconds=time.perf_counter() - started,
-    )
-    if any(d.severity is Severity.ERROR or options.strict for d in problems):
-        raise BuildFailed(problems, report)
-
-    written: list[Path] = []
-    if options.out_dir is not None and rendered:
-        timestamp = options.timestamp if options.timestamp is not None else build_timestamp(loaded.newest_mtime)
-        written = write_packages(plan_packages(rendered), outputs, options.out_dir, timestamp, namespace=options.guid_namespace)
-    report = replace(report, packages=tuple(p.name for p in written), seconds=time.perf_counter() - started)
+    report = replace(report, seconds=time.perf_counter() - started)
     return BuildResult(report, problems, written)
+
+
+def _package(
+    rendered: list[RenderedCard],
+    outputs: dict[str, CodeOutput],
+    out_dir: Path,
+    cache: Cache | None,
+    base: int,
+    report: BuildReport,
+    namespace: str | None,
+    media: tuple[Media, ...] = (),
+) -> tuple[BuildReport, list[Path]]:
+    """Stamp every note against the previous build's record, write the packages that changed,
+    and keep the new record. Returns the report completed with what changed, and the paths written."""
+    previous = history.read(cache, out_dir)
+    digests = {r.card.id: note_digest(r, outputs.get(r.card.id)) for r in rendered}
+    notes = {cid: next_mod(previous.notes[cid][:2] if cid in previous.notes else None, d, base) for cid, d in digests.items()}
+    notetypes = {spec.id: next_mod(previous.notetypes.get(spec.id), spec.digest(), base) for spec in NOTE_TYPES.values()}
+    plans = plan_packages(rendered)
+    stamps = Stamps(notes, notetypes, {})
+    package_digests = {plan.filename: package_digest(plan, stamps, media, namespace) for plan in plans}
+    built: dict[str, int] = {}
+    to_write: list[PackagePlan] = []
+    for plan in plans:
+        before = previous.packages.get(plan.filename)
+        digest = package_digests[plan.filename]
+        built[plan.filename] = next_mod((before.digest, before.built) if before else None, digest, base)
+        if before is None or before.digest != digest or not _untouched(out_dir / plan.filename, before):
+            to_write.append(plan)
+    written = write_packages(to_write, outputs, out_dir, Stamps(notes, notetypes, built), media, namespace) if to_write else []
+
+    packages = dict(previous.packages)
+    for plan in plans:
+        path = out_dir / plan.filename
+        if path in written:
+            stat = path.stat()
+            packages[plan.filename] = PackageRecord(package_digests[plan.filename], built[plan.filename], stat.st_size, stat.st_mtime_ns)
+    cards = {r.card.id: r.card.card_count() for r in rendered}
+    record = Record(
+        notes={cid: (digests[cid], notes[cid], cards[cid]) for cid in digests},
+        notetypes={spec.id: (spec.digest(), notetypes[spec.id]) for spec in NOTE_TYPES.values()},
+        packages=packages,
+    )
+    history.write(cache, out_dir, record)
+    removed = tuple(cid for cid in previous.notes if cid not in digests)
+    report = replace(
+        report,
+        packages=tuple(p.name for p in written),
+        unchanged_packages=tuple(p.filename for p in plans if p not in to_write),
+        changed_notes=sum(1 for cid, mod in notes.items() if previous.notes.get(cid, ("", -1, 0))[1] != mod),
+        removed=removed,
+        removed_cards=sum(previous.notes[cid][2] for cid in removed),
+    )
+    return report, written
+
+
+def _untouched(path: Path, record: PackageRecord) -> bool:
+    """Whether the file at ``path`` is still the one the previous build wrote."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return False
+    return stat.st_size == record.size and stat.st_mtime_ns == record.mtime_ns

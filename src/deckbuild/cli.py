@@ -49,7 +49,14 @@ def _report(result: BuildResult, out_dir: Path | None) -> str:
     r = result.report
     lines = []
     if out_dir is not None:
-        lines.append(f"wrote {len(r.packages)} package(s) to {out_dir}/: {', '.join(r.packages)}")
+        if r.packages:
+            unchanged = f" ({len(r.unchanged_packages)} unchanged)" if r.unchanged_packages else ""
+            lines.append(f"wrote {len(r.packages)} package(s) to {out_dir}/: {', '.join(r.packages)}{unchanged}")
+            lines.append(f"{r.changed_notes} note(s) new or changed")
+        else:
+            lines.append(f"nothing changed; nothing written to {out_dir}/")
+        if r.removed:
+            lines.append(f"{r.removed_cards} card(s) removed since the last build (notes {', '.join(r.removed)})")
     lines.append(
         f"{r.decks} decks, {r.notes} notes, {r.cards} cards, {r.formulas} formulas, "
         f"snippets: {r.snippets_run} run, {r.snippets_cached} cached, {r.snippets_failed} failed; {r.seconds:.1f} s"

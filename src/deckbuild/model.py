@@ -94,6 +94,10 @@ class Card:
         """Return the Markdown text fields that are present (not the code)."""
         return tuple(t for t in (self.q, self.a, self.topic, self.why, self.follow_up, self.follow_up_a) if t is not None)
 
+    def card_count(self) -> int:
+        """Return how many Anki cards the note makes: 2 for a probe with a follow-up, else 1."""
+        return 2 if self.kind is Kind.PROBE and self.follow_up else 1
+
 
 @dataclass(frozen=True)
 class Media:
@@ -160,7 +164,13 @@ class CodeOutput:
 
 @dataclass(frozen=True)
 class BuildReport:
-    """Counts for the report printed after a build; ``seconds`` is wall time."""
+    """Counts for the report printed after a build; ``seconds`` is wall time.
+
+    ``packages`` are the files written, ``unchanged_packages`` those left as they were
+    (nothing in them changed); ``changed_notes`` counts notes whose modification time moved;
+    ``removed`` lists the card ids of notes the previous build into the same folder had and
+    this one has not, which made ``removed_cards`` Anki cards.
+    """
 
     decks: int = 0
     notes: int = 0
@@ -170,4 +180,22 @@ class BuildReport:
     snippets_cached: int = 0
     snippets_failed: int = 0
     packages: tuple[str, ...] = field(default_factory=tuple)
+    unchanged_packages: tuple[str, ...] = field(default_factory=tuple)
+    changed_notes: int = 0
+    removed: tuple[str, ...] = field(default_factory=tuple)
+    removed_cards: int = 0
     seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Stamps:
+    """Modification times (epoch seconds) for one build's packages (see ``history.py``).
+
+    ``notes``: card id → the note's (and its cards') time; ``notetypes``: note type id →
+    time; ``built``: package file name → the package's build time (its manifest's
+    ``built``, its decks' and collection's time).
+    """
+
+    notes: dict[str, int]
+    notetypes: dict[int, int]
+    built: dict[str, int]

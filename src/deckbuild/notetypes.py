@@ -12,11 +12,13 @@ AnkiMobile) shows every field that matters, including a code card's baked ``Outp
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from importlib import resources
 
 import genanki
 
+from deckbuild.cache import content_key
 from deckbuild.model import Kind
 
 CSS = resources.files("deckbuild").joinpath("templates/card.css").read_text(encoding="utf-8")
@@ -33,6 +35,10 @@ class NoteTypeSpec:
     name: str
     fields: tuple[str, ...]
     templates: tuple[tuple[str, str, str], ...]
+
+    def digest(self) -> str:
+        """Return a hex digest of everything Anki stores for the note type: name, fields, templates, CSS."""
+        return content_key(json.dumps([self.id, self.name, self.fields, self.templates, CSS]))
 
     def genanki_model(self) -> genanki.Model:
         """Return the note type as a ``genanki.Model`` (sort field: ``Id``)."""

@@ -3,9 +3,14 @@
 - GUIDs derive from the project's GUID namespace and the card ``id`` (genanki's default
   hashes every field, so an edit would make a duplicate note); deck IDs from the deck name;
   note type IDs are fixed.
-- Reproducible: the same notes and ``timestamp`` give byte-identical files. genanki's own
+- Per-note modification times (:class:`~deckbuild.model.Stamps`, decided by ``history.py``):
+  genanki gives every note the package's timestamp, so notes and note types here carry
+  their own, and an unchanged note keeps its time from build to build.
+- Reproducible: the same notes and stamps give byte-identical files. genanki's own
   ``write_to_file`` stamps the zip entry with the temporary database file's mtime, so the
-  zip is written here with the entry time taken from ``timestamp``.
+  zip is written here with the entry time taken from the package's build time.
+- Each package carries a manifest in its media (:func:`manifest`, format in docs/format.md):
+  which decks it owns and which notes it holds, so the add-on can find removed notes.
 - Atomic: every package is first written to a temporary file in the output folder; only
   when all of them are written are they renamed over the old ones (and put back if a
   rename fails half-way), so a failed or interrupted build never leaves a half-written
@@ -36,19 +41,24 @@ from pathlib import Path
 
 import genanki
 
+from deckbuild import __version__
+from deckbuild.cache import code_version, content_key
 from deckbuild.errors import PackageError
-from deckbuild.model import CodeOutput, Kind, Media, RenderedCard
-from deckbuild.notetypes import NOTE_TYPES
+from deckbuild.model import CodeOutput, Kind, Media, RenderedCard, Stamps
+from deckbuild.notetypes import NOTE_TYPES, NoteTypeSpec
 
 GUID_NAMESPACE = "deckbuild"  # deck IDs; and the shipped corpus pins it as its GUID namespace
 
 
 @dataclass(frozen=True)
 class PackagePlan:
-    """One ``.apkg`` to write: its file name (no folder) and the cards that go into it."""
+    """One ``.apkg`` to write: its file name (no folder), the cards that go into it, and the
+    deck paths it owns whole (``roots``: every deckbuild note in them or their subdecks
+    belongs to this package)."""
 
     filename: str
     cards: tuple[RenderedCard, ...]
+    roots: tuple[str, ...] = ()
 
 
 @lru_cache(maxsize=None)
@@ -120,10 +130,10 @@ def plan_packages(cards: list[RenderedCard]) -> list[PackagePlan]:
         parts = card.card.deck.split("::")
         if len(parts) > 1:
             collections.setdefault("::".join(parts[:2]), []).append(card)
-    named = [(everything, tuple(cards)), *((name, tuple(members)) for name, members in sorted(collections.items()))]
+    named = [(everything, tuple(cards), tuple(tops)), *((name, tuple(members), (name,)) for name, members in sorted(collections.items()))]
     taken: dict[str, tuple[str, RenderedCard]] = {}
     plans = []
-    for deck, members in named:
+    for deck, members, roots in named:
         filename = f"{slug(deck)}.apkg"
         if filename in taken:
             filename = f"{slug(deck)}-{_short_hash(deck)}.apkg"
@@ -134,7 +144,7 @@ def plan_packages(cards: list[RenderedCard]) -> list[PackagePlan]:
                 members[0].card.location,
             )
         taken[filename] = (deck, members[0])
-        plans.append(PackagePlan(filename, members))
+        plans.append(PackagePlan(filename, members, roots))
     return plans
 
 
@@ -152,22 +162,59 @@ def _fields(rendered: RenderedCard, output: CodeOutput | None) -> list[str]:
     return [card.id, rendered.question, code, rendered.code_html, baked, rendered.answer, source]
 
 
-def build_package(cards: tuple[RenderedCard, ...], outputs: dict[str, CodeOutput], namespace: str | None = None) -> genanki.Package:
-    """Return the genanki package for ``cards``, with every parent deck present.
+def note_digest(rendered: RenderedCard, output: CodeOutput | None) -> str:
+    """Return the hex digest of a note's content: note type, deck, tags and fields."""
+    card = rendered.card
+    return content_key(str(NOTE_TYPES[card.kind].id), card.deck, " ".join(card.tags), *_fields(rendered, output))
+
+
+def _parents(deck: str) -> list[str]:
+    """Return ``A``, ``A::B``, ``A::B::C`` for deck ``A::B::C``."""
+    parts = deck.split("::")
+    return ["::".join(parts[:depth]) for depth in range(1, len(parts) + 1)]
+
+
+class _Note(genanki.Note):
+    """A genanki note with its own modification time (genanki writes the package's)."""
+
+    def __init__(self, mod: int, **kwargs):
+        super().__init__(**kwargs)
+        self.mod = mod
+
+    def write_to_db(self, cursor, timestamp, deck_id, id_gen):
+        super().write_to_db(cursor, self.mod, deck_id, id_gen)
+
+
+class _Model(genanki.Model):
+    """A genanki note type with its own modification time (genanki writes the package's)."""
+
+    def __init__(self, spec: NoteTypeSpec, mod: int):
+        model = spec.genanki_model()
+        super().__init__(model.model_id, model.name, model.fields, model.templates, model.css, sort_field_index=0)
+        self.mod = mod
+
+    def to_json(self, timestamp, deck_id):
+        return super().to_json(self.mod, deck_id)
+
+
+def build_package(
+    cards: tuple[RenderedCard, ...], outputs: dict[str, CodeOutput], stamps: Stamps, namespace: str | None = None
+) -> genanki.Package:
+    """Return the genanki package for ``cards``, with every parent deck present, each note
+    and note type carrying its time from ``stamps``.
 
     ``namespace`` is the configured GUID namespace (``None``: the default, see :func:`card_namespace`).
     """
     decks: dict[str, genanki.Deck] = {}
     for rendered in cards:
-        parts = rendered.card.deck.split("::")
-        for depth in range(1, len(parts) + 1):
-            name = "::".join(parts[:depth])
+        for name in _parents(rendered.card.deck):
             if name not in decks:
                 decks[name] = genanki.Deck(deck_id(name), name)
-    models = {kind: spec.genanki_model() for kind, spec in NOTE_TYPES.items()}
+    models = {kind: _Model(spec, stamps.notetypes[spec.id]) for kind, spec in NOTE_TYPES.items()}
     for rendered in cards:
         card = rendered.card
-        note = genanki.Note(
+        note = _Note(
+            stamps.notes[card.id],
             model=models[card.kind],
             fields=_fields(rendered, outputs.get(card.id)),
             tags=list(card.tags),
@@ -192,18 +239,70 @@ def package_media(cards: tuple[RenderedCard, ...], outputs: dict[str, CodeOutput
     return list(found.values())
 
 
+MANIFEST_STEM = "deckbuild-manifest"
+MANIFEST_FORMAT = 1
+PACKAGE_VERSION = code_version("package.py", "notetypes.py")
+
+
+def package_digest(plan: PackagePlan, stamps: Stamps, media: tuple[Media, ...] = (), namespace: str | None = None) -> str:
+    """Return a hex digest of what :func:`write_packages` would write for ``plan``.
+
+    It covers the notes (id and time: a note's time changes whenever its content does),
+    the note types' times, the shared media, the GUID namespace and this module's code, so an unchanged digest
+    means an unchanged package and the file need not be written again.
+    """
+    parts = [PACKAGE_VERSION, plan.filename, str(namespace), *plan.roots, *(m.name for m in media)]
+    parts += [f"{spec.id}:{stamps.notetypes[spec.id]}" for spec in NOTE_TYPES.values()]
+    parts += [f"{r.card.id}:{stamps.notes[r.card.id]}" for r in plan.cards]
+    return content_key(*parts)
+
+
+def manifest(plan: PackagePlan, built: int, namespace: str | None = None) -> Media:
+    """Return the package's manifest: a JSON file in its media, kept by Anki (name starts with ``_``).
+
+    Named ``_deckbuild-manifest-<package slug>-<content hash>.json``; the format is in
+    docs/format.md. ``built`` (epoch seconds) grows with every build that changes the package;
+    ``namespace`` is the configured GUID namespace, as for :func:`build_package`.
+    """
+    decks = sorted({name for r in plan.cards for name in _parents(r.card.deck)})
+    document = {
+        "format": MANIFEST_FORMAT,
+        "generator": f"deckbuild {__version__}",
+        "package": plan.filename.removesuffix(".apkg"),
+        "built": built,
+        "roots": list(plan.roots),
+        "decks": [{"name": name, "id": deck_id(name)} for name in decks],
+        "notetypes": [{"id": spec.id, "name": spec.name} for spec in NOTE_TYPES.values()],
+        "notes": [
+            {
+                "guid": note_guid(r.card.id, card_namespace(r.card.deck, namespace)),
+                "id": r.card.id,
+                "deck": r.card.deck,
+                "notetype": NOTE_TYPES[r.card.kind].id,
+                "tags": list(r.card.tags),
+                "cards": r.card.card_count(),
+            }
+            for r in plan.cards
+        ],
+    }
+    data = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return Media.from_bytes(data, f"{MANIFEST_STEM}-{plan.filename.removesuffix('.apkg')}", ".json", keep=True)
+
+
 def write_packages(
     plans: list[PackagePlan],
     outputs: dict[str, CodeOutput],
     out_dir: Path,
-    timestamp: int,
+    stamps: Stamps,
     media: tuple[Media, ...] = (),
     namespace: str | None = None,
 ) -> list[Path]:
     """Write every planned package into ``out_dir``; return their paths.
 
-    ``media`` goes into every package, besides the files its own cards reference (see
-    :func:`package_media`); ``namespace`` is the configured GUID namespace. All or nothing: every target is checked before anything is
+    ``stamps`` gives every note, note type and package its modification time. ``media``
+    goes into every package, besides the files its own cards reference (see
+    :func:`package_media`) and its :func:`manifest`; ``namespace`` is the configured GUID
+    namespace. All or nothing: every target is checked before anything is
     written (a folder in the way is an error), each package is written to a temporary file
     beside its target, and only when all are written are they renamed over the old ones;
     if a rename fails half-way the previous files are put back. Raises
@@ -225,9 +324,9 @@ def write_packages(
         jobs = [(plan, temp, target) for plan, temp, target in zip(plans, temps, targets)]
         notes = sum(len(plan.cards) for plan in plans)
         if notes >= PARALLEL_NOTES and len(jobs) > 1 and "fork" in multiprocessing.get_all_start_methods():
-            _write_in_two_processes(jobs[:1], jobs[1:], outputs, timestamp, media, namespace)
+            _write_in_two_processes(jobs[:1], jobs[1:], outputs, stamps, media, namespace)
         else:
-            _write_jobs(jobs, outputs, timestamp, media, namespace)
+            _write_jobs(jobs, outputs, stamps, media, namespace)
         _replace_all(list(zip(temps, targets)))
     finally:
         for temp in temps:
@@ -245,17 +344,19 @@ def _reserve(target: Path, suffix: str) -> Path:
     return Path(name)
 
 
-def _write_jobs(jobs, outputs: dict[str, CodeOutput], timestamp: int, media: tuple[Media, ...], namespace: str | None) -> None:
+def _write_jobs(jobs, outputs: dict[str, CodeOutput], stamps: Stamps, media: tuple[Media, ...], namespace: str | None) -> None:
     """Write each ``(plan, temp, target)`` job's package into its reserved temporary file."""
     for plan, temp, target in jobs:
-        package = build_package(plan.cards, outputs, namespace)
+        built = stamps.built[plan.filename]
+        package = build_package(plan.cards, outputs, stamps, namespace)
+        files = [*package_media(plan.cards, outputs, media), manifest(plan, built, namespace)]
         try:
-            write_package(package, temp, timestamp, package_media(plan.cards, outputs, media))
+            write_package(package, temp, built, files)
         except PackageError as error:
             raise PackageError(error.message.replace(str(temp), str(target)), error.location) from None
 
 
-def _write_in_two_processes(mine, theirs, outputs, timestamp, media, namespace) -> None:
+def _write_in_two_processes(mine, theirs, outputs, stamps, media, namespace) -> None:
     """Write ``theirs`` in a forked child while this process writes ``mine``.
 
     The child ignores SIGINT: an interrupt reaches this process, which kills the child and
@@ -263,11 +364,11 @@ def _write_in_two_processes(mine, theirs, outputs, timestamp, media, namespace) 
     """
     context = multiprocessing.get_context("fork")
     receive, send = context.Pipe(duplex=False)
-    child = context.Process(target=_child_writes, args=(theirs, outputs, timestamp, media, namespace, send), daemon=True)
+    child = context.Process(target=_child_writes, args=(theirs, outputs, stamps, media, namespace, send), daemon=True)
     child.start()
     send.close()
     try:
-        _write_jobs(mine, outputs, timestamp, media, namespace)
+        _write_jobs(mine, outputs, stamps, media, namespace)
         try:
             message = receive.recv()
         except EOFError:
@@ -282,11 +383,11 @@ def _write_in_two_processes(mine, theirs, outputs, timestamp, media, namespace) 
             child.join()
 
 
-def _child_writes(jobs, outputs, timestamp, media, namespace, send) -> None:
+def _child_writes(jobs, outputs, stamps, media, namespace, send) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
-        _write_jobs(jobs, outputs, timestamp, media, namespace)
+        _write_jobs(jobs, outputs, stamps, media, namespace)
         send.send(None)
     except PackageError as error:
         send.send(error.message)
@@ -337,11 +438,12 @@ def write_package(package: genanki.Package, path: Path, timestamp: int, media: l
     :func:`write_packages` reserves ``path`` (a hidden temporary file beside the target)
     and renames it; the file is opened without being created, so a file already removed by
     an interrupted build is not written again. The collection database is built in memory
-    (nothing in ``$TMPDIR``). ``timestamp`` (seconds since the epoch) becomes every note's,
-    card's and note type's modification time and the zip entries' date. ``media`` become the
-    package's media files: zip entries ``0``, ``1``, ... and the ``media`` map from those
-    numbers to names (Anki's legacy package layout, which every client imports).
-    Raises :class:`PackageError` if the file cannot be written.
+    (nothing in ``$TMPDIR``). ``timestamp`` (seconds since the epoch) becomes the
+    collection's and decks' modification time, the start of the note and card ids, and the
+    zip entries' date (notes and note types built by :func:`build_package` carry their own
+    times). ``media`` become the package's media files: zip entries ``0``, ``1``, ... and
+    the ``media`` map from those numbers to names (Anki's legacy package layout, which every
+    client imports). Raises :class:`PackageError` if the file cannot be written.
     """
     connection = sqlite3.connect(":memory:")
     try:

@@ -1,0 +1,259 @@
+"""The rebuild loop: edit, rebuild, re-import, with real Anki collections.
+
+Only notes whose content changed get a newer modification time, so Anki's importer
+("update if newer") updates exactly those; unchanged packages are not written again; each
+package carries a manifest of its notes; removed cards are reported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import pytest
+
+import deckbuild.notetypes as notetypes
+from deckbuild.package import note_guid
+from tests.conftest import import_package, run_cli
+
+FACTS = """
+    deck: Loop::Facts
+    type: fact
+    tags: [facts]
+    cards:
+      - id: one
+        tags: [topic::a]
+        q: What is one?
+        a: "1"
+      - id: two
+        q: What is two?
+        a: "2"
+      - id: three
+        q: What is three?
+        a: "3"
+    """
+PROBES = """
+    deck: Loop::Probes
+    type: probe
+    cards:
+      - id: deep
+        q: Why?
+        a: Because.
+        follow_up: And then?
+        follow_up_a: Then this.
+    """
+
+
+def _build(cards: Path, out: Path, *extra) -> int:
+    return run_cli("build", cards, "--out", out, "--cache-dir", out.parent / "cache", *extra)
+
+
+def _notes(col) -> dict[str, object]:
+    return {col.get_note(nid)["Id"]: col.get_note(nid) for nid in col.find_notes("")}
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+
+
+def _notes_answer_line(cards: Path) -> str:
+    (line,) = [line.strip() for line in (cards / "facts.yaml").read_text().splitlines() if line.strip().startswith('a: "2')]
+    return line
+
+
+def _notetype(col, name: str) -> dict:
+    col.models._clear_cache()  # the Python side caches note types; an import goes around it
+    return col.models.by_name(name)
+
+
+def _manifest(package: Path) -> dict:
+    with zipfile.ZipFile(package) as archive:
+        names = json.loads(archive.read("media"))
+        (entry,) = [k for k, name in names.items() if name.startswith("_deckbuild-manifest-")]
+        return json.loads(archive.read(entry))
+
+
+def test_round_trip_source_edit_arrives_anki_edit_survives_only_edited_note_moves(project, tmp_path, collection, monkeypatch):
+    clock = [1_700_000_000.0]
+    monkeypatch.setattr("time.time", lambda: clock[0])
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    cards = project({"facts.yaml": FACTS, "probes.yaml": PROBES})
+    dist = tmp_path / "dist"
+    assert _build(cards, dist, "--quiet") == 0
+    import_package(collection, dist / "loop.apkg")
+
+    # In Anki, the user fixes note "two"; in the sources, card "one" is edited.
+    two = _notes(collection)["two"]
+    two["Answer"] = "2 (fixed in Anki)"
+    collection.update_note(two)
+    mods = {cid: note.mod for cid, note in _notes(collection).items()}
+    clock[0] += 60
+    _edit(cards / "facts.yaml", "What is one?", "What is the number one?")
+    assert _build(cards, dist, "--quiet") == 0
+    log = import_package(collection, dist / "loop.apkg")
+
+    notes = _notes(collection)
+    assert notes["one"]["Question"] == "<p>What is the number one?</p>"
+    assert notes["two"]["Answer"] == "2 (fixed in Anki)"
+    assert len(log.updated) == 1 and len(log.new) == 0
+    moved = {cid for cid, note in notes.items() if note.mod != mods[cid]}
+    assert moved == {"one"}
+    assert notes["one"].mod == 1_700_000_060
+
+
+@pytest.mark.parametrize("epoch", [None, "1700000000"])
+def test_an_edit_in_the_same_second_as_the_last_build_reaches_the_collection(epoch, project, tmp_path, collection, monkeypatch):
+    monkeypatch.setattr("time.time", lambda: 1_700_000_000.5)  # every build in the very same second
+    if epoch:
+        monkeypatch.setenv("SOURCE_DATE_EPOCH", epoch)
+    else:
+        monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    cards = project({"facts.yaml": FACTS})
+    dist = tmp_path / "dist"
+    assert _build(cards, dist, "--quiet") == 0
+    import_package(collection, dist / "loop.apkg")
+    for answer in ("2, edited", "2, edited twice"):
+        _edit(cards / "facts.yaml", _notes_answer_line(cards), f'a: "{answer}"')
+        assert _build(cards, dist, "--quiet") == 0
+        log = import_package(collection, dist / "loop.apkg")
+        assert len(log.updated) == 1
+        assert _notes(collection)["two"]["Answer"] == f"<p>{answer}</p>"
+
+
+def test_a_template_change_reaches_the_collection_and_an_unchanged_note_type_keeps_its_time(project, tmp_path, collection, monkeypatch):
+    clock = [1_700_000_000.0]
+    monkeypatch.setattr("time.time", lambda: clock[0])
+    cards = project({"facts.yaml": FACTS, "probes.yaml": PROBES})
+    dist = tmp_path / "dist"
+    assert _build(cards, dist, "--quiet") == 0
+    import_package(collection, dist / "loop.apkg")
+    fact, probe = _notetype(collection, "deckbuild Fact"), _notetype(collection, "deckbuild Probe")
+
+    clock[0] += 1
+    changed = notetypes.FACT.templates[0][2].replace('<div class="db-answer">', '<div class="db-answer db-new">')
+    monkeypatch.setattr(notetypes, "FACT", notetypes.NoteTypeSpec(fact["id"], "deckbuild Fact", notetypes.FACT.fields, ((notetypes.FACT.templates[0][0], notetypes.FACT.templates[0][1], changed),)))
+    monkeypatch.setitem(notetypes.NOTE_TYPES, notetypes.Kind.FACT, notetypes.FACT)
+    assert _build(cards, dist, "--quiet") == 0
+    import_package(collection, dist / "loop.apkg")
+    assert "db-new" in _notetype(collection, "deckbuild Fact")["tmpls"][0]["afmt"]
+    assert _notetype(collection, "deckbuild Fact")["mod"] > fact["mod"]
+    assert _notetype(collection, "deckbuild Probe")["mod"] == probe["mod"]
+
+    clock[0] += 1
+    monkeypatch.setattr(notetypes, "CSS", notetypes.CSS + "\n.db-new { color: red; }\n")
+    assert _build(cards, dist, "--quiet") == 0
+    import_package(collection, dist / "loop.apkg")
+    assert ".db-new { color: red; }" in _notetype(collection, "deckbuild Probe")["css"]
+
+
+def test_touching_a_file_changes_nothing_and_an_edit_rewrites_only_its_packages(project, tmp_path, capsys):
+    cards = project({"facts.yaml": FACTS, "probes.yaml": PROBES})
+    dist = tmp_path / "dist"
+    assert _build(cards, dist) == 0
+    before = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in dist.iterdir()}
+    assert sorted(before) == ["loop-facts.apkg", "loop-probes.apkg", "loop.apkg"]
+    capsys.readouterr()
+
+    later = (cards / "facts.yaml").stat().st_mtime + 3600
+    os.utime(cards / "facts.yaml", (later, later))
+    assert _build(cards, dist) == 0
+    assert "nothing changed; nothing written to" in capsys.readouterr().out
+    assert {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in dist.iterdir()} == before
+
+    _edit(cards / "probes.yaml", "Because.", "Because of this.")
+    assert _build(cards, dist) == 0
+    out = capsys.readouterr().out
+    assert "wrote 2 package(s)" in out and "loop.apkg, loop-probes.apkg (1 unchanged)" in out
+    assert "1 note(s) new or changed" in out
+    after = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in dist.iterdir()}
+    assert after["loop-facts.apkg"] == before["loop-facts.apkg"]
+    assert after["loop-probes.apkg"][1] != before["loop-probes.apkg"][1]
+
+    # A package deleted or replaced by hand is written again.
+    (dist / "loop-facts.apkg").unlink()
+    assert _build(cards, dist) == 0
+    assert "wrote 1 package(s) to" in capsys.readouterr().out
+    assert (dist / "loop-facts.apkg").read_bytes() == before["loop-facts.apkg"][1]
+
+
+def test_every_package_carries_a_manifest_that_anki_keeps(project, tmp_path, collection, monkeypatch):
+    clock = [1_700_000_000.0]
+    monkeypatch.setattr("time.time", lambda: clock[0])
+    cards = project({"facts.yaml": FACTS, "probes.yaml": PROBES})
+    dist = tmp_path / "dist"
+    assert _build(cards, dist, "--quiet") == 0
+    first = _manifest(dist / "loop-facts.apkg")
+    assert first["format"] == 1 and first["package"] == "loop-facts" and first["built"] == 1_700_000_000
+    assert first["roots"] == ["Loop::Facts"]
+    assert [d["name"] for d in first["decks"]] == ["Loop", "Loop::Facts"]
+    assert first["notes"][0] == {
+        "guid": note_guid("one", "deck:Loop"),
+        "id": "one",
+        "deck": "Loop::Facts",
+        "notetype": notetypes.FACT.id,
+        "tags": ["facts", "topic::a"],
+        "cards": 1,
+    }
+    assert [n["id"] for n in first["notes"]] == ["one", "two", "three"]
+    everything = _manifest(dist / "loop.apkg")
+    assert everything["roots"] == ["Loop"] and {n["id"]: n["cards"] for n in everything["notes"]}["deep"] == 2
+
+    # Anki keeps the manifest in the media folder, though no note references it.
+    import_package(collection, dist / "loop-facts.apkg")
+    media = Path(collection.media.dir())
+    (name,) = [p.name for p in media.iterdir() if p.name.startswith("_deckbuild-manifest-loop-facts-")]
+    assert json.loads((media / name).read_text()) == first
+
+    # A removed card: the next manifest lacks it and is newer, even in the same second.
+    _edit(cards / "facts.yaml", "  - id: three\n    q: What is three?\n    a: \"3\"\n", "")
+    assert _build(cards, dist, "--quiet") == 0
+    second = _manifest(dist / "loop-facts.apkg")
+    assert [n["id"] for n in second["notes"]] == ["one", "two"] and second["built"] == first["built"] + 1
+    import_package(collection, dist / "loop-facts.apkg")
+    found = sorted(p.name for p in media.iterdir() if p.name.startswith("_deckbuild-manifest-loop-facts-"))
+    newest = max((json.loads((media / n).read_text()) for n in found), key=lambda m: m["built"])
+    assert len(found) == 2 and newest == second
+
+
+def test_the_report_lists_cards_removed_since_the_last_build(project, tmp_path, capsys):
+    cards = project({"facts.yaml": FACTS, "probes.yaml": PROBES})
+    dist = tmp_path / "dist"
+    assert _build(cards, dist) == 0
+    (cards / "probes.yaml").unlink()
+    _edit(cards / "facts.yaml", "  - id: three\n", "  - id: three-renamed\n")
+    capsys.readouterr()
+    assert _build(cards, dist) == 0
+    out = capsys.readouterr().out
+    assert "3 card(s) removed since the last build (notes three, deep)" in out
+    assert _build(cards, dist) == 0
+    assert "removed" not in capsys.readouterr().out
+
+
+def test_without_a_record_every_note_is_newer_than_any_earlier_build(project, tmp_path, collection, monkeypatch):
+    """A fresh clone or a deleted cache: the documented safe rule (every note gets the build time)."""
+    clock = [1_700_000_000.0]
+    monkeypatch.setattr("time.time", lambda: clock[0])
+    cards = project({"facts.yaml": FACTS})
+    dist = tmp_path / "dist"
+    assert _build(cards, dist, "--quiet") == 0
+    import_package(collection, dist / "loop.apkg")
+    for _ in range(3):  # three quick edits: each note that changed is one second newer
+        _edit(cards / "facts.yaml", "What is two?", "What is two now?")
+        assert _build(cards, dist, "--quiet") == 0
+        _edit(cards / "facts.yaml", "What is two now?", "What is two?")
+        assert _build(cards, dist, "--quiet") == 0
+    import_package(collection, dist / "loop.apkg")
+    assert _notes(collection)["two"].mod == 1_700_000_006  # ahead of the clock
+
+    clock[0] += 2
+    import shutil
+
+    shutil.rmtree(tmp_path / "cache")
+    _edit(cards / "facts.yaml", "What is one?", "What is one, in a fresh clone?")
+    assert _build(cards, dist, "--quiet") == 0
+    import_package(collection, dist / "loop.apkg")
+    assert _notes(collection)["one"]["Question"] == "<p>What is one, in a fresh clone?</p>"
