@@ -161,17 +161,10 @@ def test_a_failed_writer_leaves_no_temporary_files(project, tmp_path, monkeypatc
 
     real = package.write_package
 
-<<<<<<< HEAD
     def failing(pkg, path, timestamp, *media):
         if path.name.startswith(".top-sub.apkg."):
             raise PackageError(f"cannot write {path}: disk full")
         return real(pkg, path, timestamp, *media)
-=======
-    def failing(pkg, path, *rest):
-        if path.name == "top-sub.apkg":
-            raise PackageError(f"cannot write {path}: disk full")
-        return real(pkg, path, *rest)
->>>>>>> 7a8b59d (Per-note and per-note-type modification times from the previous build's record; a manifest in every package's media; unchanged packages are not written again; report removed cards)
 
     monkeypatch.setattr(package, "write_package", failing)
     monkeypatch.setattr(package, "PARALLEL_NOTES", 0)  # take the two-process path

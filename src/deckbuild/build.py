@@ -52,7 +52,8 @@ class BuildOptions:
 
 @dataclass(frozen=True)
 class BuildResult:
-    """A finished build: its counts, the warnings it printed, and the packages written."""
+    """A finished build: its counts, the warnings it printed, and every package it makes
+    (``packages``: written now, or unchanged since the last build and left as they were)."""
 
     report: BuildReport
     diagnostics: list[Diagnostic]
@@ -115,15 +116,15 @@ def build(options: BuildOptions) -> BuildResult:
         if any(d.severity is Severity.ERROR or options.strict for d in problems):
             raise BuildFailed(problems, report)
 
-        written: list[Path] = []
+        made: list[Path] = []
         if options.out_dir is not None and rendered:
             base = options.timestamp if options.timestamp is not None else build_timestamp()
-            report, written = _package(rendered, outputs, options.out_dir, cache, base, report, options.guid_namespace)
+            report, made = _package(rendered, outputs, options.out_dir, cache, base, report, options.guid_namespace)
     finally:
         if cache is not None:
             cache.close()
     report = replace(report, seconds=time.perf_counter() - started)
-    return BuildResult(report, problems, written)
+    return BuildResult(report, problems, made)
 
 
 def _package(
@@ -137,7 +138,8 @@ def _package(
     media: tuple[Media, ...] = (),
 ) -> tuple[BuildReport, list[Path]]:
     """Stamp every note against the previous build's record, write the packages that changed,
-    and keep the new record. Returns the report completed with what changed, and the paths written."""
+    and keep the new record. Returns the report completed with what changed, and the paths
+    of every package this build makes (written or unchanged)."""
     previous = history.read(cache, out_dir)
     digests = {r.card.id: note_digest(r, outputs.get(r.card.id)) for r in rendered}
     notes = {cid: next_mod(previous.notes[cid][:2] if cid in previous.notes else None, d, base) for cid, d in digests.items()}
@@ -177,7 +179,7 @@ def _package(
         removed=removed,
         removed_cards=sum(previous.notes[cid][2] for cid in removed),
     )
-    return report, written
+    return report, [out_dir / plan.filename for plan in plans]
 
 
 def _untouched(path: Path, record: PackageRecord) -> bool:

@@ -17,15 +17,13 @@ every modification time deckbuild writes follows one rule (:func:`next_mod`):
 A note's content is its note type, deck, tags and fields; a note type's its name, fields,
 templates and CSS (so a change to deckbuild's own templates reaches collections too).
 The record is one JSON value in the build cache, per output folder, read back with every
-shape checked: a record that does not validate counts as no record.
+shape checked by the cache: a record that does not fit counts as no record.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from deckbuild.cache import Cache
 
@@ -72,49 +70,16 @@ class Record:
     packages: dict[str, PackageRecord] = field(default_factory=dict)
     inputs: str = ""
 
-    def to_json(self) -> dict[str, Any]:
-        """Return the record as plain JSON-able values."""
-        return {
-            "format": FORMAT,
-            "notes": {k: list(v) for k, v in self.notes.items()},
-            "notetypes": {str(k): list(v) for k, v in self.notetypes.items()},
-            "packages": {k: [p.digest, p.built, p.size, p.mtime_ns] for k, p in self.packages.items()},
-            "inputs": self.inputs,
-        }
 
-    @classmethod
-    def from_json(cls, value: Any) -> "Record | None":
-        """Return the record stored as ``value``, or ``None`` if any part has the wrong shape."""
-        try:
-            if not isinstance(value, dict) or value.get("format") != FORMAT or not isinstance(value.get("inputs"), str):
-                return None
-            notes = {k: (_text(d), _int(m), _int(n)) for k, (d, m, n) in _items(value["notes"])}
-            notetypes = {int(k): (_text(d), _int(m)) for k, (d, m) in _items(value["notetypes"])}
-            packages = {k: PackageRecord(_text(d), _int(b), _int(s), _int(t)) for k, (d, b, s, t) in _items(value["packages"])}
-        except (KeyError, TypeError, ValueError):
-            return None
-        return cls(notes, notetypes, packages, value["inputs"])
+@dataclass(frozen=True)
+class _Stored:
+    """A :class:`Record` as the cache holds it: plain lists, checked on read by the cache."""
 
-
-def _items(value: Any) -> list[tuple[str, list]]:
-    if not isinstance(value, dict):
-        raise TypeError("not an object")
-    items = list(value.items())
-    if not all(isinstance(k, str) and isinstance(v, list) for k, v in items):
-        raise TypeError("not a list")
-    return items
-
-
-def _text(value: Any) -> str:
-    if not isinstance(value, str):
-        raise TypeError("not a string")
-    return value
-
-
-def _int(value: Any) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
-        raise TypeError("not a whole number")
-    return value
+    format: int
+    notes: tuple[tuple[str, str, int, int], ...]
+    notetypes: tuple[tuple[int, str, int], ...]
+    packages: tuple[tuple[str, PackageRecord], ...]
+    inputs: str
 
 
 def _key(out_dir: Path) -> str:
@@ -125,11 +90,25 @@ def read(cache: Cache | None, out_dir: Path) -> Record:
     """Return the previous build's record for ``out_dir`` (an empty one if there is none)."""
     if cache is None:
         return Record()
-    stored = cache.get_many(NAMESPACE, [_key(out_dir)]).get(_key(out_dir))
-    return Record.from_json(stored) or Record()
+    stored = cache.get_many(NAMESPACE, [_key(out_dir)], _Stored).get(_key(out_dir))
+    if stored is None or stored.format != FORMAT:
+        return Record()
+    return Record(
+        notes={cid: (digest, mod, cards) for cid, digest, mod, cards in stored.notes},
+        notetypes={tid: (digest, mod) for tid, digest, mod in stored.notetypes},
+        packages=dict(stored.packages),
+        inputs=stored.inputs,
+    )
 
 
 def write(cache: Cache | None, out_dir: Path, record: Record) -> None:
     """Keep ``record`` as the last build into ``out_dir``."""
     if cache is not None:
-        cache.put_many(NAMESPACE, {_key(out_dir): record.to_json()})
+        stored = _Stored(
+            FORMAT,
+            tuple((cid, *value) for cid, value in record.notes.items()),
+            tuple((tid, *value) for tid, value in record.notetypes.items()),
+            tuple(record.packages.items()),
+            record.inputs,
+        )
+        cache.put_many(NAMESPACE, {_key(out_dir): stored})
