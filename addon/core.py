@@ -1,5 +1,6 @@
 """The Anki-free half of the add-on: which notes are ours, how to get a snippet
-back from its field, what the card shows, and what the bridge accepts.
+back from its field, what the card and the bottom bar show, and the HTML of a
+result. What may run is decided in policy.py.
 
 Nothing here imports aqt, so it is tested without Anki. Python 3.9 syntax
 (the oldest Python that the supported Anki versions bundle).
@@ -11,27 +12,21 @@ import html
 import json
 import re
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from typing import Any, Mapping, Sequence
+
+from .policy import Settings
 
 CODE_NOTETYPE_ID = 1738400004
 CODE_NOTETYPE_NAME = "deckbuild Code"
 
-# The bridge messages. They only name an action: the code always comes from
-# the note of the card on screen, never from the message.
-MESSAGE_PREFIX = "deckbuild:"
-RUN_MESSAGE = "deckbuild:run"
-SCRATCHPAD_MESSAGE = "deckbuild:scratchpad"
-ACTIONS = {RUN_MESSAGE: "run", SCRATCHPAD_MESSAGE: "scratchpad"}
-
-# card_will_show kinds that get the buttons: reviewer and previewer only.
+# card_will_show kinds that get the output box: reviewer and previewer only.
 CARD_KINDS = ("reviewQuestion", "reviewAnswer", "previewQuestion", "previewAnswer")
 
-DEFAULT_CONFIG: dict[str, Any] = {
-    "python": "",
-    "timeout_seconds": 30,
-    "max_output_bytes": 100000,
-    "ask_before_running": True,
-}
+# The keys that start a run or open the scratchpad (Qt shortcuts: real key
+# presses, which a card's script cannot make).
+RUN_KEY = "x"
+SCRATCHPAD_KEY = "Shift+X"
 
 NO_PYTHON_TEXT = (
     "No Python with torch was found, so this snippet cannot run here. "
@@ -39,40 +34,6 @@ NO_PYTHON_TEXT = (
     "interpreter that has torch, for example the project's "
     ".venv/bin/python (on Windows .venv\\Scripts\\python.exe)."
 )
-
-
-@dataclass(frozen=True)
-class Settings:
-    """The add-on's config, checked: bad values fall back to the defaults."""
-
-    python: str
-    timeout_seconds: float
-    max_output_bytes: int
-    ask_before_running: bool
-
-
-def settings_from_config(config: Mapping[str, Any] | None) -> Settings:
-    """Return the Settings for an add-on config dict (None = all defaults).
-
-    `timeout_seconds` is in seconds and `max_output_bytes` in bytes; a value
-    of the wrong type or out of range is replaced by its default. Never raises.
-    """
-    config = config or {}
-
-    def number(key: str, low: float, integer: bool) -> Any:
-        value = config.get(key, DEFAULT_CONFIG[key])
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < low:
-            value = DEFAULT_CONFIG[key]
-        return int(value) if integer else float(value)
-
-    python = config.get("python", "")
-    ask = config.get("ask_before_running", True)
-    return Settings(
-        python=python.strip() if isinstance(python, str) else "",
-        timeout_seconds=number("timeout_seconds", 0.1, integer=False),
-        max_output_bytes=number("max_output_bytes", 1, integer=True),
-        ask_before_running=ask if isinstance(ask, bool) else True,
-    )
 
 
 def is_code_notetype(notetype: Mapping[str, Any] | None) -> bool:
@@ -101,35 +62,26 @@ _TAG = re.compile(r"<[^>]*>")
 def code_from_field(field_html: str) -> str:
     """Return the Python snippet stored in a note's `Code` field.
 
-    The field holds HTML-escaped text: line breaks become newlines, tags are
-    dropped, entities are unescaped, and non-breaking spaces (which Anki's
-    editor inserts) become spaces.
+    deckbuild writes the snippet HTML-escaped with its newlines as they are;
+    Anki's editor writes line breaks as <br> or <div>. So: those breaks become
+    newlines, other tags are dropped, entities are unescaped, and nothing else
+    changes (tabs, non-breaking spaces, leading and trailing blank lines stay),
+    so the add-on runs the bytes the build ran.
     """
     text = _BREAK.sub("\n", field_html)
-    text = _TAG.sub("", text)
-    text = html.unescape(text).replace("\xa0", " ")
-    return text.replace("\r\n", "\n").strip("\n") + "\n"
-
-
-def action_for_message(message: str) -> str | None:
-    """Map a webview bridge message to an action.
-
-    Returns "run" or "scratchpad" for exactly those messages, "ignore" for any
-    other message with the deckbuild prefix (such as one that carries code),
-    and None for messages that are not ours.
-    """
-    if not message.startswith(MESSAGE_PREFIX):
-        return None
-    return ACTIONS.get(message, "ignore")
+    return html.unescape(_TAG.sub("", text))
 
 
 # ---------------------------------------------------------------------------
 # What the card shows
 
 _CSS = """
-.deckbuild-runbar { margin: .4em 0; text-align: left; }
-.deckbuild-runbar button { font-size: .85em; padding: .2em .8em; margin: 0 .4em 0 0;
-  cursor: pointer; }
+.deckbuild-shown { background: #f0f0f0; color: #1f2328; padding: .6em .8em; border-radius: 6px;
+  overflow-x: auto; line-height: 1.35; text-align: left; font-size: .85em; white-space: pre;
+  font-family: ui-monospace, Menlo, Consolas, "DejaVu Sans Mono", monospace; margin: .4em 0; }
+.deckbuild-mismatch { color: #c62828; font-size: .8em; text-align: left; margin: .3em 0; }
+.nightMode .deckbuild-mismatch { color: #ff8a80; }
+.deckbuild-hint { font-size: .75em; opacity: .7; text-align: left; margin: .2em 0; }
 .deckbuild-output { text-align: left; margin: .4em 0 .8em; font-size: .85em; }
 .deckbuild-output[hidden] { display: none; }
 .deckbuild-output pre { margin: .2em 0 .5em; padding: .4em .6em; white-space: pre-wrap;
@@ -145,34 +97,185 @@ _CSS = """
 .deckbuild-output .deckbuild-meta { font-size: .8em; opacity: .7; }
 """
 
-# Moves the run bar and the output box right under the highlighted snippet;
-# without a .deckbuild-code block (a customised template) they stay at the end.
+# Moves the hint and the output box right under the snippet; without a
+# .deckbuild-code block they stay at the end. Cosmetic only: nothing here
+# starts a run.
 _PLACE_JS = """
 (function () {
-  var bar = document.querySelector('.deckbuild-runbar');
+  var hint = document.querySelector('.deckbuild-hint');
   var out = document.querySelector('.deckbuild-output');
   var code = document.querySelector('.deckbuild-code');
-  if (bar && out && code && code.parentNode) {
+  if (hint && out && code && code.parentNode) {
     code.parentNode.insertBefore(out, code.nextSibling);
-    code.parentNode.insertBefore(bar, out);
+    code.parentNode.insertBefore(hint, out);
   }
 })();
 """
 
+MISMATCH_TEXT = (
+    "This note's highlighted copy of the code (field CodeHtml) differs from its "
+    "Code field. Shown here is the Code field: it is exactly what Run executes."
+)
 
-def card_controls_html(card_id: int) -> str:
-    """Return the Run / scratchpad buttons, the empty output box, their style
-    and the script that places them under the snippet, for one card."""
+
+@dataclass(frozen=True)
+class ShownCode:
+    """A code card as the add-on shows it.
+
+    text: the card's HTML with the add-on's code block in place of the
+    CodeHtml field (or appended when the template does not show that field);
+    code: the snippet Run executes, which is exactly the block's text
+    (textContent), character for character; agrees: CodeHtml's text equals
+    the Code field (up to the leading and trailing newlines Pygments strips),
+    so the block keeps the build's colours; otherwise it is plain and says so.
+    """
+
+    text: str
+    code: str
+    agrees: bool
+
+
+def show_code(card_text: str, code_html_field: str, code_field: str) -> ShownCode:
+    """Put the code that Run executes into a code card's HTML.
+
+    Both what is shown and what runs come from the Code field
+    (code_from_field). The CodeHtml field only lends its colours, and only if
+    its text is that same code; its markup is never shown as it is, so a
+    hidden span, a script or a different program in it shows nothing and
+    runs nothing. Every occurrence of the CodeHtml field in card_text is
+    replaced by the block; if there is none, the block is appended.
+    """
+    code = code_from_field(code_field)
+    runs = _styled_runs(code_html_field)
+    joined = "".join(text for text, _ in runs)
+    agrees = joined.strip("\n") == code.strip("\n") and bool(code.strip("\n"))
+    block = code_block_html(code, runs if agrees else None)
+    if not agrees:
+        block = f'<div class="deckbuild-mismatch">{html.escape(MISMATCH_TEXT, quote=False)}</div>' + block
+    if code_html_field.strip() and code_html_field in card_text:
+        text = card_text.replace(code_html_field, block)
+    else:
+        text = card_text + f'<div class="deckbuild-code deckbuild-added">{block}</div>'
+    return ShownCode(text, code, agrees)
+
+
+def code_block_html(code: str, runs: Sequence[tuple[str, str]] | None = None) -> str:
+    """Return a <pre> whose text is exactly code.
+
+    runs: (text, inline style) pieces whose texts joined equal code up to
+    leading and trailing newlines; they colour the block. The newline right
+    after <pre> is doubled because HTML drops the first one.
+    """
+    lead = code[: len(code) - len(code.lstrip("\n"))]
+    body = code.strip("\n")
+    trail = code[len(lead) + len(body):] if body else ""
+    if runs is None or not body:
+        inner = html.escape(code, quote=False)
+    else:
+        joined = "".join(text for text, _ in runs)
+        parts, skip, left = [], len(joined) - len(joined.lstrip("\n")), len(body)
+        for text, style in runs:
+            cut = min(skip, len(text))
+            skip -= cut
+            piece = text[cut:][:left]
+            left -= len(piece)
+            if piece:
+                escaped = html.escape(piece, quote=False)
+                parts.append(f'<span style="{style}">{escaped}</span>' if style else escaped)
+        inner = html.escape(lead, quote=False) + "".join(parts) + html.escape(trail, quote=False)
+    return f'<pre class="deckbuild-shown">\n{inner}</pre>'
+
+
+_COLOR = re.compile(r"(?:^|;)\s*color\s*:\s*(#[0-9a-fA-F]{3}(?:[0-9a-fA-F]{3})?)\s*(?=;|$)")
+_BOLD = re.compile(r"(?:^|;)\s*font-weight\s*:\s*bold\s*(?=;|$)")
+_ITALIC = re.compile(r"(?:^|;)\s*font-style\s*:\s*italic\s*(?=;|$)")
+_VOID = {"br", "img", "hr", "wbr", "input", "meta", "link", "source", "area", "base", "col", "embed", "param", "track"}
+
+
+class _Runs(HTMLParser):
+    """Text of an HTML fragment in pieces, each with the colour, bold and
+    italic of its innermost styled element (nothing else is kept)."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.runs: list[tuple[str, str]] = []
+        self._stack: list[str] = [""]
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _VOID:
+            return
+        style = dict(attrs).get("style") or ""
+        kept = []
+        color = _COLOR.search(style)
+        if color:
+            kept.append(f"color:{color.group(1)}")
+        if _BOLD.search(style):
+            kept.append("font-weight:bold")
+        if _ITALIC.search(style):
+            kept.append("font-style:italic")
+        self._stack.append(";".join(kept) if kept else self._stack[-1])
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag not in _VOID and len(self._stack) > 1:
+            self._stack.pop()
+
+    def handle_data(self, data: str) -> None:
+        self.runs.append((data, self._stack[-1]))
+
+
+def _styled_runs(fragment: str) -> list[tuple[str, str]]:
+    parser = _Runs()
+    parser.feed(fragment)
+    parser.close()
+    return parser.runs
+
+
+def card_controls_html(card_id: int, where: str) -> str:
+    """Return the empty output box for one card, a line saying how to run
+    the snippet (where: "the bar below" or "the buttons below"), their style
+    and the script that places them under the snippet.
+
+    The card gets no button: a button inside the card could be clicked by
+    the card's own script. The output box only shows where a result will
+    appear; the add-on writes into it after a real gesture.
+    """
+    hint = (
+        f"\u25b6 Run this code: press {RUN_KEY.upper()} or Run code in {where}; "
+        f"{SCRATCHPAD_KEY} opens the scratchpad."
+    )
     return (
         f"<style>{_CSS}</style>"
-        '<div class="deckbuild-runbar">'
-        '<button type="button" class="deckbuild-run" '
-        f"onclick=\"this.blur(); pycmd('{RUN_MESSAGE}'); return false;\">&#9654; Run</button>"
-        '<button type="button" class="deckbuild-scratchpad" '
-        f"onclick=\"this.blur(); pycmd('{SCRATCHPAD_MESSAGE}'); return false;\">"
-        "Open in scratchpad</button></div>"
+        f'<div class="deckbuild-hint">{html.escape(hint)}</div>'
         f'<div class="deckbuild-output" data-card="{int(card_id)}" hidden></div>'
         f"<script>{_PLACE_JS}</script>"
+    )
+
+
+def bottom_bar_js(show: bool) -> str:
+    """Return the JS for the reviewer's bottom bar that shows (show=True) or
+    hides the Run code and Scratchpad buttons beside Anki's Edit button.
+
+    The bottom bar is Anki's own web view: a card's script cannot reach it,
+    so a click there is the user's. Its buttons send "deckbuild:run" and
+    "deckbuild:scratchpad".
+    """
+    buttons = [
+        ("deckbuild-run", "\u25b6 Run code", f"Shortcut key: {RUN_KEY.upper()}", "deckbuild:run"),
+        ("deckbuild-scratchpad", "Scratchpad", f"Shortcut key: {SCRATCHPAD_KEY}", "deckbuild:scratchpad"),
+    ]
+    return (
+        "(function () {"
+        f"var specs = {json.dumps(buttons)}; var show = {json.dumps(bool(show))};"
+        "var cell = document.querySelector('#innertable td.stat') || document.body;"
+        "specs.forEach(function (s) {"
+        "  var b = document.getElementById(s[0]);"
+        "  if (!b) { b = document.createElement('button'); b.id = s[0]; b.textContent = s[1];"
+        "    b.title = s[2]; b.style.marginLeft = '4px';"
+        "    b.addEventListener('click', (function (msg) { return function () { pycmd(msg); }; })(s[3]));"
+        "    cell.appendChild(b); }"
+        "  b.style.display = show ? '' : 'none';"
+        "});"
+        "})();"
     )
 
 
@@ -257,13 +360,3 @@ def show_output_js(card_id: int, inner_html: str) -> str:
         f"if (el) {{ el.innerHTML = {json.dumps(inner_html)}; el.hidden = false; }}"
         "})();"
     )
-
-
-def preview(code: str, lines: int = 12) -> str:
-    """Return the first lines of a snippet, for the confirmation dialog."""
-    rows: Sequence[str] = code.splitlines()
-    shown = "\n".join(rows[:lines])
-    if len(rows) > lines:
-        more = len(rows) - lines
-        shown += f"\n\u2026 ({more} more line{'s' if more > 1 else ''})"
-    return shown

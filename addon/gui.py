@@ -1,7 +1,13 @@
-"""The Anki-facing layer: hooks that add the Run button to code cards, the
-bridge handler that runs a card's own snippet off the UI thread, and the
-scratchpad dialog. Everything that can be done without Anki lives in core.py
-and session.py.
+"""The Anki-facing layer: only wiring. Hooks give code cards the add-on's code
+block and output box, the reviewer's bottom bar and the previewer get Run code
+and Scratchpad controls, Qt shortcuts do the same, and the confirmation and
+scratchpad dialogs live here. What may run is decided in policy.py, what is
+shown in core.py; both are tested without Anki.
+
+A run starts only from a gesture in Anki's own UI: a click in the bottom bar
+(a web view card scripts cannot reach), a click on a Qt button, or a Qt
+shortcut (a real key press). Messages from a card's web view never start
+anything.
 """
 
 from __future__ import annotations
@@ -9,16 +15,15 @@ from __future__ import annotations
 from typing import Any, Callable, Optional
 
 from aqt import gui_hooks, mw
-from aqt.browser.previewer import Previewer
 from aqt.operations import QueryOp
 from aqt.qt import (
     QCheckBox,
     QDialog,
+    QDialogButtonBox,
     QFontDatabase,
     QHBoxLayout,
     QKeySequence,
     QLabel,
-    QMessageBox,
     QPlainTextEdit,
     QPushButton,
     QShortcut,
@@ -28,9 +33,9 @@ from aqt.qt import (
     QVBoxLayout,
     QWidget,
 )
-from aqt.reviewer import Reviewer
+from aqt.reviewer import ReviewerBottomBar
 
-from . import core
+from . import core, policy
 from .session import NoPythonError, Session
 
 ADDON = __name__.split(".")[0]
@@ -38,14 +43,19 @@ IDLE_SECONDS = 15 * 60  # close the warm worker after this long without a run
 IDLE_CHECK_MS = 60 * 1000
 
 _session: Optional[Session] = None
-_confirmed = False  # the user said yes to running code in this Anki session
 _dialogs: list[QDialog] = []
+# card id -> the snippet its code block showed when it was last rendered
+_displayed: dict[int, str] = {}
 
 
 def setup() -> None:
     """Register the hooks. Called once by __init__.py inside Anki."""
     gui_hooks.card_will_show.append(on_card_will_show)
     gui_hooks.webview_did_receive_js_message.append(on_js_message)
+    gui_hooks.state_shortcuts_will_change.append(on_state_shortcuts)
+    gui_hooks.reviewer_did_show_question.append(_update_bottom_bar)
+    gui_hooks.reviewer_did_show_answer.append(_update_bottom_bar)
+    gui_hooks.previewer_did_init.append(on_previewer_did_init)
     gui_hooks.profile_will_close.append(shutdown)
     mw.progress.timer(IDLE_CHECK_MS, _close_if_idle, True, False, parent=mw)
 
@@ -58,9 +68,9 @@ def session() -> Session:
     return _session
 
 
-def settings() -> core.Settings:
-    """Return the current config as Settings (re-read on every run)."""
-    return core.settings_from_config(mw.addonManager.getConfig(ADDON))
+def settings() -> tuple[policy.Settings, list[str]]:
+    """Return the current config, checked, and its problems (re-read on every run)."""
+    return policy.check_config(mw.addonManager.getConfig(ADDON))
 
 
 def shutdown() -> None:
@@ -80,61 +90,128 @@ def _close_if_idle() -> None:
 # The card
 
 
-def on_card_will_show(text: str, card: Any, kind: str) -> str:
-    """card_will_show hook: append the Run controls to deckbuild code cards."""
-    if kind not in core.CARD_KINDS:
-        return text
+def _code_note(card: Any) -> Any:
+    """Return the card's note if it is a deckbuild code note, else None."""
     try:
-        if not core.is_code_notetype(card.note_type()):
-            return text
+        note = card.note() if card is not None else None
+        if note is not None and core.is_code_notetype(note.note_type()) and "Code" in note:
+            return note
     except Exception:
-        return text
-    return text + core.card_controls_html(card.id)
-
-
-def _shown_card(context: Any) -> Any:
-    """Return the card on screen in a reviewer or previewer, else None."""
-    if isinstance(context, Reviewer):
-        return context.card
-    if isinstance(context, Previewer):
-        return context.card()
+        pass
     return None
 
 
-def _webview(context: Any) -> Any:
-    """Return the webview of a reviewer (web) or previewer (_web)."""
-    return getattr(context, "web", None) or getattr(context, "_web", None)
+def on_card_will_show(text: str, card: Any, kind: str) -> str:
+    """card_will_show hook: show a code card's snippet from its Code field, and
+    add the output box and a line saying how to run it."""
+    if kind not in core.CARD_KINDS:
+        return text
+    note = _code_note(card)
+    if note is None:
+        return text
+    shown = core.show_code(text, note["CodeHtml"] if "CodeHtml" in note else "", note["Code"])
+    _displayed[card.id] = shown.code
+    where = "the bar below" if kind.startswith("review") else "the buttons below"
+    return shown.text + core.card_controls_html(card.id, where)
 
 
 def on_js_message(handled: tuple[bool, Any], message: str, context: Any) -> tuple[bool, Any]:
-    """webview_did_receive_js_message hook: handle deckbuild's two actions.
+    """webview_did_receive_js_message hook.
 
-    The message only names the action. The code is read from the note of the
-    card on screen, and only if that note is a deckbuild code note. Any other
-    deckbuild message (one carrying code, say) is swallowed and runs nothing.
+    Only the reviewer's bottom bar may start an action, with exactly
+    "deckbuild:run" or "deckbuild:scratchpad". Every other deckbuild message,
+    from the card or anywhere else, is swallowed and does nothing.
     """
-    action = core.action_for_message(message)
-    if action is None:
+    if not policy.is_ours(message):
         return handled
-    if action == "ignore":
-        return (True, None)
-    card = _shown_card(context)
-    web = _webview(context)
-    try:
-        note = card.note() if card is not None else None
-        ours = note is not None and core.is_code_notetype(note.note_type()) and "Code" in note
-    except Exception:
-        ours = False
-    if not ours or web is None:
-        return (True, None)
-    code = core.code_from_field(note["Code"])
-    title = note["Id"] if "Id" in note else str(note.id)
-    # Return to the webview first; dialogs and runs start from the event loop.
-    if action == "run":
-        mw.progress.single_shot(0, lambda: _run_on_card(web, card.id, code), False)
-    else:
-        mw.progress.single_shot(0, lambda: open_scratchpad(title, code), False)
+    action = policy.action_for_message(message, isinstance(context, ReviewerBottomBar))
+    if action is not None:
+        reviewer = context.reviewer
+        _later(action, lambda: (reviewer.card, reviewer.web))
     return (True, None)
+
+
+def on_state_shortcuts(state: str, shortcuts: list) -> None:
+    """state_shortcuts_will_change hook: X runs, Shift+X opens the scratchpad."""
+    if state != "review":
+        return
+    reviewer = mw.reviewer
+    shortcuts.append((core.RUN_KEY, lambda: _later(policy.RUN, lambda: (reviewer.card, reviewer.web))))
+    shortcuts.append((core.SCRATCHPAD_KEY, lambda: _later(policy.SCRATCHPAD, lambda: (reviewer.card, reviewer.web))))
+
+
+def _later(action: str, target: Callable[[], tuple[Any, Any]]) -> None:
+    """Start action on the (card, web view) target() names, from the event
+    loop: the key press or click that asked for it has returned by then."""
+    mw.progress.single_shot(0, lambda: start(action, *target()), False)
+
+
+def _update_bottom_bar(card: Any) -> None:
+    """Show the bottom bar's Run code / Scratchpad buttons for code cards only."""
+    mw.reviewer.bottom.web.eval(core.bottom_bar_js(_code_note(card) is not None))
+
+
+def on_previewer_did_init(previewer: Any) -> None:
+    """previewer_did_init hook: add Run code and Scratchpad buttons (Qt
+    widgets) once the previewer has built its button box."""
+
+    def add() -> None:
+        bbox = getattr(previewer, "bbox", None)
+        if bbox is None:
+            return
+        for name, label, key, action in (
+            ("deckbuild-previewer-run", "\u25b6 Run code", core.RUN_KEY, policy.RUN),
+            ("deckbuild-previewer-scratchpad", "Scratchpad", core.SCRATCHPAD_KEY, policy.SCRATCHPAD),
+        ):
+            button = bbox.addButton(label, QDialogButtonBox.ButtonRole.ActionRole)
+            button.setObjectName(name)
+            button.setAutoDefault(False)
+            button.setShortcut(QKeySequence(key))
+            button.setToolTip(f"Shortcut key: {key}")
+            button.clicked.connect(
+                lambda _=False, a=action: _later(a, lambda: (previewer.card(), getattr(previewer, "_web", None)))
+            )
+
+    mw.progress.single_shot(0, add, False)
+
+
+def _origin(card: Any, note: Any) -> policy.Origin:
+    deck_id = card.odid or card.did
+    return policy.Origin(
+        notetype_id=note.mid,
+        deck_id=deck_id,
+        deck_name=mw.col.decks.name(deck_id),
+        note_id=note.id,
+        note_label=note["Id"] if "Id" in note and note["Id"] else str(note.id),
+    )
+
+
+def start(action: str, card: Any, web: Any) -> None:
+    """Run the shown code card's snippet, or open it in the scratchpad.
+
+    Called only from a gesture in Anki's UI. The snippet is the one the
+    card's code block showed (core.show_code); if the note changed since,
+    nothing runs and the card says why.
+    """
+    note = _code_note(card)
+    if note is None or web is None:
+        return
+    code = _displayed.get(card.id)
+    if code is None or code != core.code_from_field(note["Code"]):
+        _show(web, card.id, core.message_html(
+            "This note changed since the card was shown: nothing ran. Show the card again to run it.", "error"))
+        return
+    origin = _origin(card, note)
+    if action == policy.SCRATCHPAD:
+        open_scratchpad(origin, code)
+        return
+    conf, problems = settings()
+    notices = "".join(core.message_html(p) for p in problems)
+    if not confirm(code, origin, conf):
+        _show(web, card.id, notices + core.message_html("Cancelled: nothing ran.", "meta"))
+        return
+    _show(web, card.id, notices + core.message_html("Running\u2026", "meta"))
+    run_in_background(code, conf, on_done=lambda html: _show(web, card.id, notices + html), parent=mw)
 
 
 def _show(web: Any, card_id: int, inner_html: str) -> None:
@@ -145,23 +222,9 @@ def _show(web: Any, card_id: int, inner_html: str) -> None:
         pass
 
 
-def _run_on_card(web: Any, card_id: int, code: str) -> None:
-    """Confirm if needed, then run code and show the result in the card."""
-    conf = settings()
-    if not confirm(code, conf):
-        return
-    _show(web, card_id, core.message_html("Running\u2026", "meta"))
-    run_in_background(
-        code,
-        conf,
-        on_done=lambda html: _show(web, card_id, html),
-        parent=mw,
-    )
-
-
 def run_in_background(
     code: str,
-    conf: core.Settings,
+    conf: policy.Settings,
     on_done: Callable[[str], None],
     parent: QWidget,
 ) -> None:
@@ -194,38 +257,71 @@ def run_in_background(
     QueryOp(parent=parent, op=op, success=success).failure(failure).without_collection().run_in_background()
 
 
-def confirm(code: str, conf: core.Settings) -> bool:
-    """Ask once per session before running code, unless the user opted out.
+# ---------------------------------------------------------------------------
+# The confirmation
 
-    Returns True to go ahead. "Don't ask again" writes ask_before_running=false
-    into the add-on's config.
-    """
-    global _confirmed
-    if _confirmed or not conf.ask_before_running:
+
+class ConfirmDialog(QDialog):
+    """Asks before code from an untrusted deck runs: shows the exact code,
+    names the deck and the note, and offers to trust the deck."""
+
+    def __init__(self, code: str, origin: policy.Origin, conf: policy.Settings, parent: QWidget) -> None:
+        super().__init__(parent)
+        self.setObjectName("deckbuild-confirm")
+        self.setWindowTitle("deckbuild: run this code?")
+        self.resize(700, 520)
+        where = conf.python or "a Python with torch found on your PATH"
+        self.label = QLabel(
+            f"Run the code of note \u201c{origin.note_label}\u201d (note id {origin.note_id}) "
+            f"from deck \u201c{origin.deck_name}\u201d?\n\n"
+            "It runs on your computer with your permissions: it can read, change and "
+            f"delete your files. It runs in {where}. Only run code from decks you trust."
+        )
+        self.label.setWordWrap(True)
+        self.label.setTextFormat(Qt.TextFormat.PlainText)
+        self.code_view = QPlainTextEdit()
+        self.code_view.setObjectName("deckbuild-confirm-code")
+        self.code_view.setReadOnly(True)
+        self.code_view.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.code_view.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        self.code_view.setPlainText(code)
+        self.trust_check = QCheckBox(
+            f"Trust deck \u201c{origin.deck_name}\u201d: run its code cards without asking again"
+        )
+        self.trust_check.setObjectName("deckbuild-trust")
+        buttons = QDialogButtonBox()
+        self.run_button = buttons.addButton("Run", QDialogButtonBox.ButtonRole.AcceptRole)
+        self.run_button.setObjectName("deckbuild-confirm-run")
+        self.cancel_button = buttons.addButton(QDialogButtonBox.StandardButton.Cancel)
+        self.cancel_button.setObjectName("deckbuild-confirm-cancel")
+        self.run_button.setAutoDefault(False)
+        self.cancel_button.setDefault(True)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.label)
+        layout.addWidget(self.code_view, 1)
+        layout.addWidget(self.trust_check)
+        layout.addWidget(buttons)
+
+
+def confirm(code: str, origin: policy.Origin, conf: policy.Settings) -> bool:
+    """Return True if code from origin may run now: asking is off, the deck is
+    trusted, or the user clicked Run in the confirmation. Ticking "Trust deck"
+    stores the trust in the collection's config, so it lasts across sessions
+    (and syncs with the collection)."""
+    trusted = policy.trusted_keys(mw.col.get_config(policy.TRUST_CONFIG_KEY, None))
+    if not policy.must_ask(conf, trusted, origin):
         return True
-    box = QMessageBox(mw)
-    box.setObjectName("deckbuild-confirm")
-    box.setIcon(QMessageBox.Icon.Warning)
-    box.setWindowTitle("deckbuild: run this code?")
-    where = conf.python or "a Python with torch found on your PATH"
-    box.setText(
-        "This card's code runs on your computer with your permissions: "
-        "it can read, change and delete your files.\n\n"
-        f"It runs in {where}. Only run code from decks you trust."
-    )
-    box.setDetailedText(core.preview(code, 40))
-    box.setStandardButtons(QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel)
-    box.setDefaultButton(QMessageBox.StandardButton.Cancel)
-    check = QCheckBox("Don't ask again")
-    box.setCheckBox(check)
-    box.exec()
-    if box.clickedButton() is not box.button(QMessageBox.StandardButton.Yes):
+    dialog = ConfirmDialog(code, origin, conf, mw)
+    accepted = dialog.exec() == QDialog.DialogCode.Accepted
+    trust = dialog.trust_check.isChecked()
+    dialog.deleteLater()
+    if not accepted:
         return False
-    _confirmed = True
-    if check.isChecked():
-        config = mw.addonManager.getConfig(ADDON) or {}
-        config["ask_before_running"] = False
-        mw.addonManager.writeConfig(ADDON, config)
+    if trust:
+        stored = mw.col.get_config(policy.TRUST_CONFIG_KEY, None)
+        mw.col.set_config(policy.TRUST_CONFIG_KEY, policy.with_trust(stored, origin))
     return True
 
 
@@ -237,10 +333,11 @@ class Scratchpad(QDialog):
     """A window with an editable copy of a card's snippet, a Run button and the
     output. Edits stay in the window: the note is never changed."""
 
-    def __init__(self, title: str, code: str, parent: QWidget) -> None:
+    def __init__(self, origin: policy.Origin, code: str, parent: QWidget) -> None:
         super().__init__(parent)
         self.setObjectName("deckbuild-scratchpad")
-        self.setWindowTitle(f"deckbuild scratchpad \u2014 {title}")
+        self.setWindowTitle(f"deckbuild scratchpad \u2014 {origin.note_label}")
+        self._origin = origin
         self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self.resize(760, 620)
         self._original = code
@@ -276,13 +373,16 @@ class Scratchpad(QDialog):
 
     def run(self) -> None:
         """Run the code in the editor and show the result below it."""
-        conf = settings()
-        code = self.editor.toPlainText()
-        if not self.run_button.isEnabled() or not confirm(code, conf):
+        conf, problems = settings()
+        # toPlainText() would turn non-breaking spaces into spaces; the raw
+        # text keeps them, with Qt's paragraph separators for newlines.
+        code = self.editor.document().toRawText().replace("\u2029", "\n").replace("\u2028", "\n")
+        if not self.run_button.isEnabled() or not confirm(code, self._origin, conf):
             return
         self.run_button.setEnabled(False)
         self.status.setText("Running\u2026")
-        run_in_background(code, conf, on_done=self._done, parent=self)
+        notices = "".join(core.message_html(p) for p in problems)
+        run_in_background(code, conf, on_done=lambda html: self._done(notices + html), parent=self)
 
     def _done(self, html: str) -> None:
         try:
@@ -304,9 +404,10 @@ def _qt_html(card_html: str) -> str:
     )
 
 
-def open_scratchpad(title: str, code: str) -> Scratchpad:
-    """Open a scratchpad on a copy of code; returns the (non-modal) dialog."""
-    dialog = Scratchpad(title, code, mw)
+def open_scratchpad(origin: policy.Origin, code: str) -> Scratchpad:
+    """Open a scratchpad on a copy of code from origin's note; returns the
+    (non-modal) dialog. Running edited code asks like Run does (same deck trust)."""
+    dialog = Scratchpad(origin, code, mw)
     _dialogs.append(dialog)
     dialog.destroyed.connect(lambda *_: _dialogs.remove(dialog) if dialog in _dialogs else None)
     dialog.show()

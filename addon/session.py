@@ -60,8 +60,9 @@ class Session:
         return self._found
 
     def run(self, code: str, python: str, timeout: float, max_output_bytes: int) -> Any:
-        """Run code in the warm worker for interpreter `python` and return the
-        runner's RunResult. timeout is in seconds, max_output_bytes in bytes.
+        """Run code in the warm worker for interpreter `python` (a leading "~"
+        means the user's home folder) and return the runner's RunResult.
+        timeout is in seconds, max_output_bytes in bytes.
 
         Blocks until the snippet ends (call it off the UI thread); waits for a
         run already in progress. Raises NoPythonError if python is "" and none
@@ -72,7 +73,7 @@ class Session:
             key = (python, int(max_output_bytes))
             if self._worker is None or self._key != key:
                 self._close_locked()
-                self._worker = self._worker_factory(python, max_output_bytes=max_output_bytes)
+                self._worker = self._worker_factory(os.path.expanduser(python), max_output_bytes=max_output_bytes)
                 self._key = key
             try:
                 return self._worker.run(code, timeout=timeout)

@@ -25,6 +25,7 @@ EXPECTED = [
     "core.py",
     "gui.py",
     "manifest.json",
+    "policy.py",
     "runner.py",
     "session.py",
 ]

@@ -1,9 +1,12 @@
-"""The add-on's Anki-free parts: note type check, snippet extraction, bridge
-messages, config, and the HTML a run puts into the card."""
+"""The add-on's Anki-free parts: note type check, snippet extraction, the code
+block the card shows, and the HTML a run puts into the card."""
 
 from __future__ import annotations
 
+import html
+import re
 import sys
+from html.parser import HTMLParser
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +15,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from addon import core  # noqa: E402
+from addon.policy import Settings  # noqa: E402
+from deckbuild.render import highlight_code  # noqa: E402
 
 
 def notetype(id=1, name="deckbuild Code", fields=("Id", "Question", "Code", "CodeHtml", "Output")):
@@ -39,52 +44,103 @@ def test_is_code_notetype(nt, ours):
 @pytest.mark.parametrize(
     "field, code",
     [
-        ("print(1)", "print(1)\n"),
-        ("import torch<br>x = torch.ones(2)<br>print(x &lt; 2)", "import torch\nx = torch.ones(2)\nprint(x < 2)\n"),
-        ("s = &quot;&lt;b&gt;&quot;<br/>print(s &amp; 1)", 's = "<b>"\nprint(s & 1)\n'),
-        ("for i in range(2):<br>&nbsp; &nbsp; print(i)", "for i in range(2):\n    print(i)\n"),
-        ("<div>a = 1</div><div>print(a)</div>", "a = 1\nprint(a)\n"),
-        ("x = 1<br><br>print(x)<br>", "x = 1\n\nprint(x)\n"),
+        ("print(1)", "print(1)"),
+        ("print(1)\n", "print(1)\n"),
+        ("import torch<br>x = torch.ones(2)<br>print(x &lt; 2)", "import torch\nx = torch.ones(2)\nprint(x < 2)"),
+        ("s = &quot;&lt;b&gt;&quot;<br/>print(s &amp; 1)", 's = "<b>"\nprint(s & 1)'),
+        ("<div>a = 1</div><div>print(a)</div>", "a = 1\nprint(a)"),
+        # the build's bytes stay: tabs, non-breaking spaces, leading and trailing blank lines
+        ("\n\nx = 'a\xa0b'\tif 1 else 0\nprint(x)\n\n", "\n\nx = 'a\xa0b'\tif 1 else 0\nprint(x)\n\n"),
+        ("for i in range(2):<br>&nbsp; &nbsp; print(i)", "for i in range(2):\n\xa0 \xa0 print(i)"),
     ],
 )
 def test_code_from_field(field, code):
     assert core.code_from_field(field) == code
 
 
-@pytest.mark.parametrize(
-    "message, action",
-    [
-        ("deckbuild:run", "run"),
-        ("deckbuild:scratchpad", "scratchpad"),
-        ("deckbuild:run:import os; os.system('rm -rf ~')", "ignore"),
-        ("deckbuild:run\nprint(1)", "ignore"),
-        ("deckbuild:run ", "ignore"),
-        ("deckbuild:exec", "ignore"),
-        ("ans", None),
-        ("ease3", None),
-        ("run", None),
-    ],
-)
-def test_action_for_message_accepts_only_the_two_bare_names(message, action):
-    assert core.action_for_message(message) == action
+class _Text(HTMLParser):
+    """What a browser's textContent gives for our <pre> (the first newline
+    after <pre> dropped, as HTML parsing does), and the styles inside it."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.pre, self.inside, self.first, self.styles = "", False, False, []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "pre" and attrs.get("class") == "deckbuild-shown":
+            self.inside, self.first = True, True
+        elif self.inside and "style" in attrs:
+            self.styles.append(attrs["style"])
+
+    def handle_endtag(self, tag):
+        if tag == "pre":
+            self.inside = False
+
+    def handle_data(self, data):
+        if self.inside:
+            if self.first and data.startswith("\n"):
+                data = data[1:]
+            self.first = False
+            self.pre += data
 
 
-def test_settings_defaults_match_config_json():
-    import json
-
-    shipped = json.loads((Path(core.__file__).parent / "config.json").read_text())
-    assert shipped == core.DEFAULT_CONFIG
-    assert core.settings_from_config(None) == core.Settings("", 30.0, 100000, True)
+def shown_text(fragment):
+    parser = _Text()
+    parser.feed(fragment)
+    return parser
 
 
-def test_settings_replace_bad_values_with_defaults():
-    conf = {"python": 3, "timeout_seconds": "5", "max_output_bytes": -1, "ask_before_running": "no"}
-    assert core.settings_from_config(conf) == core.Settings("", 30.0, 100000, True)
+TEMPLATE = '<div class="db-question">Q?</div><div class="deckbuild-code">{}</div>'
+TRICKY = "\n\nimport torch\nx = 'a\xa0b'\t# tab before this comment\nprint(repr(x))\nraise ValueError(x)\n"
+STYLE = re.compile(r"(color:#[0-9a-fA-F]{3,6})?(;?font-weight:bold)?(;?font-style:italic)?")
 
 
-def test_settings_keep_good_values():
-    conf = {"python": " /opt/venv/bin/python ", "timeout_seconds": 2.5, "max_output_bytes": 10, "ask_before_running": False}
-    assert core.settings_from_config(conf) == core.Settings("/opt/venv/bin/python", 2.5, 10, False)
+@pytest.mark.parametrize("code", [TRICKY, "print(1)\n", "print(1)", "x = 1\n\n\nprint(x)\n\n"])
+def test_show_code_keeps_the_build_colours_and_shows_exactly_the_code(code):
+    code_html = highlight_code(code)
+    shown = core.show_code(TEMPLATE.format(code_html), code_html, html.escape(code, quote=False))
+    assert shown.agrees and shown.code == code
+    seen = shown_text(shown.text)
+    assert seen.pre == code  # byte for byte, so traceback line N is displayed line N
+    assert seen.styles and all(STYLE.fullmatch(s) for s in seen.styles)
+    assert code_html not in shown.text and core.MISMATCH_TEXT not in shown.text
+
+
+def test_show_code_shows_the_code_field_when_codehtml_shows_another_program():
+    code = "import os\nos.system('echo payload')\nprint('hello')\n"
+    code_html = highlight_code("print('hello')\n")
+    shown = core.show_code(TEMPLATE.format(code_html), code_html, html.escape(code))
+    assert not shown.agrees and shown.code == code
+    assert shown_text(shown.text).pre == code
+    assert core.MISMATCH_TEXT in shown.text and code_html not in shown.text
+
+
+def test_show_code_never_copies_hidden_markup():
+    # CodeHtml's text equals the Code field, but part of it is hidden: the
+    # add-on's block shows every character, and no style but colours survives.
+    code = "print('hello')\nimport os; os.remove('x')\n"
+    code_html = (
+        "<pre><span style=\"color: #007020\">print</span>('hello')\n"
+        "<span style=\"display:none; color: #fff\">import os; os.remove('x')\n</span></pre>"
+    )
+    shown = core.show_code(TEMPLATE.format(code_html), code_html, html.escape(code))
+    assert shown.agrees and shown_text(shown.text).pre == code
+    assert "display" not in shown.text
+
+
+def test_show_code_drops_a_script_in_codehtml():
+    code = "print(1)\n"
+    code_html = "<pre>print(1)\n</pre><script>pycmd('deckbuild:run')</script>"
+    shown = core.show_code(TEMPLATE.format(code_html), code_html, code)
+    assert not shown.agrees and "<script" not in shown.text and shown_text(shown.text).pre == code
+
+
+@pytest.mark.parametrize("code_html", ["", "<pre>print(1)</pre>"])
+def test_show_code_appends_the_block_when_the_template_does_not_show_codehtml(code_html):
+    shown = core.show_code("<p>custom template</p>", code_html, "print(1)\n")
+    assert shown.text.startswith("<p>custom template</p>")
+    assert shown_text(shown.text).pre == "print(1)\n"
 
 
 @dataclass(frozen=True)
@@ -100,7 +156,7 @@ class FakeResult:
     torch: str | None = "2.13.0+cpu"
 
 
-SETTINGS = core.Settings("", 30.0, 100000, True)
+SETTINGS = Settings("", 30.0, 100000, True)
 
 
 def test_result_html_tells_stdout_stderr_and_exception_apart():
@@ -123,7 +179,7 @@ def test_result_html_tells_stdout_stderr_and_exception_apart():
 
 def test_result_html_notices_timeout_and_truncation():
     result = FakeResult(stdout="x" * 10, timed_out=True, truncated=True, torch=None)
-    html = core.result_html(result, core.Settings("", 2.0, 10, True), "")
+    html = core.result_html(result, Settings("", 2.0, 10, True), "")
     assert html.startswith(
         '<div class="deckbuild-notice">Timed out after 2 s: the worker was stopped, '
         "and the next Run starts a fresh one.</div>"
@@ -136,12 +192,17 @@ def test_result_html_says_when_there_is_no_output():
     assert '<div class="deckbuild-label">No output</div>' in core.result_html(FakeResult(), SETTINGS, "")
 
 
-def test_card_controls_name_the_action_only():
-    html = core.card_controls_html(1234)
-    assert "onclick=\"this.blur(); pycmd('deckbuild:run'); return false;\"" in html
-    assert "onclick=\"this.blur(); pycmd('deckbuild:scratchpad'); return false;\"" in html
-    assert 'class="deckbuild-run"' in html
+def test_card_gets_an_output_box_and_no_control():
+    html = core.card_controls_html(1234, "the bar below")
     assert '<div class="deckbuild-output" data-card="1234" hidden></div>' in html
+    assert "press X or Run code in the bar below" in html
+    assert "pycmd" not in html and "<button" not in html and "onclick" not in html
+
+
+def test_bottom_bar_buttons_send_the_two_actions():
+    js = core.bottom_bar_js(True)
+    assert '"deckbuild:run"' in js and '"deckbuild:scratchpad"' in js and "var show = true" in js
+    assert "var show = false" in core.bottom_bar_js(False)
 
 
 def test_show_output_js_targets_one_card_and_escapes():
@@ -152,8 +213,3 @@ def test_show_output_js_targets_one_card_and_escapes():
 
 def test_no_python_message_says_how_to_fix_it():
     assert '"python"' in core.NO_PYTHON_TEXT and ".venv/bin/python" in core.NO_PYTHON_TEXT
-
-
-def test_preview_cuts_long_code():
-    assert core.preview("a\nb\nc\n", lines=2) == "a\nb\n… (1 more line)"
-    assert core.preview("a\nb\nc\n", lines=1) == "a\n… (2 more lines)"

@@ -1,5 +1,6 @@
-"""The add-on's hooks with stand-in cards: which cards get the button, and which
-bridge messages lead to a run (the code always comes from the shown note)."""
+"""The add-on's hooks with stand-in cards: which cards get the code block and
+output box, and that only the reviewer's bottom bar starts an action (the real
+attacks run in real Anki in tests/e2e)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 pytest.importorskip("aqt")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from aqt.reviewer import Reviewer  # noqa: E402
+from aqt.reviewer import Reviewer, ReviewerBottomBar  # noqa: E402
 
 from addon import gui  # noqa: E402
 
@@ -50,14 +51,17 @@ def reviewer_showing(card):
     return reviewer
 
 
-CODE_CARD = FakeCard(FakeNote(CODE_TYPE, Id="c1", Code="print(&quot;hi&quot;)"))
+CODE_CARD = FakeCard(FakeNote(CODE_TYPE, Id="c1", Code="print(&quot;hi&quot;)\n", CodeHtml="<pre>print(&quot;hi&quot;)\n</pre>"))
 QA_CARD = FakeCard(FakeNote(QA_TYPE, Id="q1", Question="?"))
+CARD_HTML = '<div class="deckbuild-code"><pre>print(&quot;hi&quot;)\n</pre></div>'
 
 
 @pytest.mark.parametrize("kind", ["reviewQuestion", "reviewAnswer", "previewQuestion", "previewAnswer"])
-def test_code_cards_get_the_controls(kind):
-    html = gui.on_card_will_show("<p>card</p>", CODE_CARD, kind)
-    assert html.startswith("<p>card</p>") and 'class="deckbuild-run"' in html
+def test_code_cards_get_the_code_block_and_output_box_but_no_control(kind):
+    html = gui.on_card_will_show(CARD_HTML, CODE_CARD, kind)
+    assert '<pre class="deckbuild-shown">' in html and 'class="deckbuild-output"' in html
+    assert "pycmd" not in html and "<button" not in html
+    assert gui._displayed[CODE_CARD.id] == 'print("hi")\n'
 
 
 @pytest.mark.parametrize(
@@ -83,29 +87,28 @@ def scheduled(monkeypatch):
     return scheduler.calls
 
 
-@pytest.mark.parametrize(
-    "message, context",
-    [
-        ("deckbuild:run:import os; os.remove('x')", reviewer_showing(CODE_CARD)),
-        ("deckbuild:run", reviewer_showing(QA_CARD)),  # not a code note
-        ("deckbuild:run", reviewer_showing(None)),  # nothing on screen
-        ("deckbuild:run", object()),  # another screen (deck browser, editor...)
-    ],
-)
-def test_messages_that_run_nothing(scheduled, message, context):
+MESSAGES = ["deckbuild:run", "deckbuild:scratchpad", "deckbuild:run:import os; os.remove('x')", "deckbuild:x"]
+
+
+@pytest.mark.parametrize("message", MESSAGES)
+@pytest.mark.parametrize("context", [reviewer_showing(CODE_CARD), object(), None], ids=["reviewer", "other", "none"])
+def test_no_message_from_a_card_or_another_screen_starts_anything(scheduled, message, context):
     assert gui.on_js_message((False, None), message, context) == (True, None)
     assert scheduled == []
 
 
 def test_other_messages_pass_through(scheduled):
     assert gui.on_js_message((False, None), "ans", reviewer_showing(CODE_CARD)) == (False, None)
+    assert gui.on_js_message((False, None), "ans", ReviewerBottomBar(reviewer_showing(CODE_CARD))) == (False, None)
     assert scheduled == []
 
 
-def test_run_uses_the_code_of_the_shown_note(scheduled, monkeypatch):
-    runs = []
-    monkeypatch.setattr(gui, "_run_on_card", lambda web, card_id, code: runs.append((card_id, code)))
-    assert gui.on_js_message((False, None), "deckbuild:run", reviewer_showing(CODE_CARD)) == (True, None)
+@pytest.mark.parametrize("message, action", [("deckbuild:run", "run"), ("deckbuild:scratchpad", "scratchpad")])
+def test_the_bottom_bar_starts_the_action_on_the_shown_card(scheduled, monkeypatch, message, action):
+    starts = []
+    monkeypatch.setattr(gui, "start", lambda *args: starts.append(args))
+    reviewer = reviewer_showing(CODE_CARD)
+    assert gui.on_js_message((False, None), message, ReviewerBottomBar(reviewer)) == (True, None)
     [later] = scheduled
     later()
-    assert runs == [(99, 'print("hi")\n')]
+    assert starts == [(action, CODE_CARD, reviewer.web)]

@@ -80,6 +80,12 @@ def test_changed_interpreter_or_cap_replaces_the_worker(clock):
     assert (third.python, third.max_output_bytes) == ("/other", 200)
 
 
+def test_a_leading_tilde_is_the_home_folder(clock, monkeypatch):
+    monkeypatch.setenv("HOME", "/home/you")
+    session, _ = make(clock)
+    assert session.run("a", "~/deckbuild/.venv/bin/python", 5, 100) == "ran 'a' in /home/you/deckbuild/.venv/bin/python"
+
+
 def test_empty_python_is_looked_up_once(clock):
     session, lookups = make(clock)
     assert session.run("a", "", 5, 100) == "ran 'a' in /found/python"

@@ -1,20 +1,26 @@
-"""End to end in real Anki: the add-on's Run button on a code card built by deckbuild.
+"""End to end in real Anki: the add-on on code cards built by deckbuild, and on
+the notes a hostile shared deck could hold.
 
-Builds a one-card code deck with the deckbuild CLI and the add-on package with
-addon/build.py, then starts headless Anki (aqt from PyPI, Qt offscreen) in a
-subprocess running anki_driver.py, which clicks through the card; a hard
-timeout keeps a hung Anki from wedging pytest. One Anki session, several
-assertions on what the driver recorded.
+Builds a two-card code deck with the deckbuild CLI and the add-on package with
+addon/build.py, then starts headless Anki (aqt from PyPI, Qt offscreen) twice
+on one base folder, in subprocesses running anki_driver.py: the first session
+attacks and uses the add-on, the second checks that trust lasted. A hard
+timeout keeps a hung Anki from wedging pytest. Every assertion is on what the
+driver saw Anki show.
 
-Set DECKBUILD_UPDATE_SCREENSHOT=1 to copy the screenshot it takes into
-docs/images/code-card-run.png.
+The interpreter is staged as ~/deckbuild/.venv/bin/python (HOME is a temporary
+folder holding a link to this venv), so no screenshot shows this machine's
+folders. Set DECKBUILD_UPDATE_SCREENSHOT=1 to copy the screenshots into
+docs/images/.
 """
 
 from __future__ import annotations
 
+import html
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -26,24 +32,36 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DRIVER = Path(__file__).with_name("anki_driver.py")
-SCREENSHOT = ROOT / "docs" / "images" / "code-card-run.png"
-ANKI_TIMEOUT = 420  # seconds for the whole Anki session, start to exit
+IMAGES = ROOT / "docs" / "images"
+ANKI_TIMEOUT = 420  # seconds for one Anki session, start to exit
+PYTHON = "~/deckbuild/.venv/bin/python"
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("aqt") is None, reason="aqt is not installed")
 
-CARDS = """
-    deck: deckbuild e2e::Code
-    type: code
-    cards:
-      - id: e2e-column-sums
-        q: What does this print?
-        code: |
-          import torch
-          x = torch.arange(6).reshape(2, 3)
-          print(x)
-          print(x.sum(dim=0))
-        a: The column sums of a 2×3 tensor.
-"""
+FIDELITY_CODE = '\n\nword = "a\xa0b"\nprint(repr(word), len(word))\nprint("col1\\tcol2".split("\\t"), "x\ty")\nraise ValueError(word)\n'
+CARDS = (
+    textwrap.dedent(
+        """
+        deck: deckbuild e2e::Code
+        type: code
+        cards:
+          - id: e2e-column-sums
+            q: What does this print?
+            code: |
+              import torch
+              x = torch.arange(6).reshape(2, 3)
+              print(x)
+              print(x.sum(dim=0))
+            a: The column sums of a 2×3 tensor.
+          - id: e2e-fidelity
+            q: What does this print, and where does it fail?
+            expect_error: true
+            code: |
+        """
+    ).lstrip()
+    + "".join(f"      {line}\n" if line else "\n" for line in FIDELITY_CODE.rstrip("\n").split("\n"))
+)
+COLUMN_SUMS = "import torch\nx = torch.arange(6).reshape(2, 3)\nprint(x)\nprint(x.sum(dim=0))\n"
 EXPECTED_STDOUT = "tensor([[0, 1, 2],\n        [3, 4, 5]])\ntensor([3, 5, 7])"
 
 
@@ -65,48 +83,31 @@ def worker_processes(marker: str) -> list[str]:
     return found
 
 
-@pytest.fixture(scope="module")
-def session(tmp_path_factory) -> dict:
-    tmp = tmp_path_factory.mktemp("anki-e2e")
-    (tmp / "cards").mkdir()
-    (tmp / "cards" / "code.yaml").write_text(textwrap.dedent(CARDS).lstrip(), encoding="utf-8")
-    run([sys.executable, "-m", "deckbuild", "build", "cards", "--out", "out"], tmp, 300)
-    [apkg] = [p for p in sorted((tmp / "out").glob("*.apkg")) if p.name.endswith("-code.apkg")]
-    run([sys.executable, str(ROOT / "addon" / "build.py"), "--out", str(tmp / "deckbuild.ankiaddon")], tmp, 60)
-
+def start_anki(phase: str, tmp: Path, apkg: Path, env: dict) -> dict:
     base = tmp / "anki-base"
-    env = dict(os.environ)
-    env.update(
-        QT_QPA_PLATFORM="offscreen",
-        ANKI_SINGLE_INSTANCE_KEY=f"deckbuild-e2e-{os.getpid()}-{time.time_ns()}",
-        QTWEBENGINE_CHROMIUM_FLAGS="--disable-gpu --no-sandbox",
-        PYTHONUNBUFFERED="1",
-    )
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        env["QTWEBENGINE_DISABLE_SANDBOX"] = "1"
-    env.pop("ANKI_BASE", None)
+    results_path = tmp / f"results-{phase}.json"
     args = [
         sys.executable, str(DRIVER),
+        "--phase", phase,
         "--base", str(base),
         "--apkg", str(apkg),
         "--addon", str(tmp / "deckbuild.ankiaddon"),
-        "--python", sys.executable,
-        "--results", str(tmp / "results.json"),
-        "--screenshot", str(tmp / "code-card-run.png"),
-        "--scratchpad_screenshot", str(tmp / "scratchpad.png"),
-        "--marker", str(tmp / "pwned"),
+        "--python", PYTHON,
+        "--work", str(tmp / "work"),
+        "--results", str(results_path),
     ]
     start = time.monotonic()
-    with open(tmp / "anki.log", "w") as log:
+    log_path = tmp / f"anki-{phase}.log"
+    with open(log_path, "w") as log:
         proc = subprocess.Popen(args, cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             proc.wait(timeout=ANKI_TIMEOUT)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, 9)
             proc.wait()
-    log_text = (tmp / "anki.log").read_text(errors="replace")
-    assert (tmp / "results.json").exists(), f"the driver wrote no results:\n{log_text[-5000:]}"
-    results = json.loads((tmp / "results.json").read_text())
+    log_text = log_path.read_text(errors="replace")
+    assert results_path.exists(), f"the driver wrote no results:\n{log_text[-5000:]}"
+    results = json.loads(results_path.read_text())
     results.update(
         returncode=proc.returncode,
         log=log_text,
@@ -116,62 +117,210 @@ def session(tmp_path_factory) -> dict:
     )
     assert results.get("error") is None, f"{results['error']}\n--- Anki log:\n{log_text[-5000:]}"
     assert results.get("done"), f"steps: {results['steps']}\n--- Anki log:\n{log_text[-5000:]}"
-    if os.environ.get("DECKBUILD_UPDATE_SCREENSHOT"):
-        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(tmp / "code-card-run.png", SCREENSHOT)
-        shutil.copyfile(tmp / "scratchpad.png", SCREENSHOT.with_name("scratchpad.png"))
     return results
 
 
-def test_code_card_shows_run_button(session):
-    assert session["card_html_has_button"]
+@pytest.fixture(scope="module")
+def sessions(tmp_path_factory) -> tuple[dict, dict]:
+    tmp = tmp_path_factory.mktemp("anki-e2e")
+    (tmp / "cards").mkdir()
+    (tmp / "work").mkdir()
+    (tmp / "cards" / "code.yaml").write_text(CARDS, encoding="utf-8")
+    run([sys.executable, "-m", "deckbuild", "build", "cards", "--out", "out"], tmp, 300)
+    [apkg] = [p for p in sorted((tmp / "out").glob("*.apkg")) if p.name.endswith("-code.apkg")]
+    run([sys.executable, str(ROOT / "addon" / "build.py"), "--out", str(tmp / "deckbuild.ankiaddon")], tmp, 60)
+
+    home = tmp / "home"
+    (home / "deckbuild").mkdir(parents=True)
+    (home / "deckbuild" / ".venv").symlink_to(Path(sys.prefix), target_is_directory=True)
+    env = dict(os.environ)
+    env.update(
+        HOME=str(home),
+        QT_QPA_PLATFORM="offscreen",
+        ANKI_SINGLE_INSTANCE_KEY=f"deckbuild-e2e-{os.getpid()}-{time.time_ns()}",
+        QTWEBENGINE_CHROMIUM_FLAGS="--disable-gpu --no-sandbox",
+        PYTHONUNBUFFERED="1",
+    )
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        env["QTWEBENGINE_DISABLE_SANDBOX"] = "1"
+    env.pop("ANKI_BASE", None)
+    first = start_anki("first", tmp, apkg, env)
+    second = start_anki("second", tmp, apkg, env)
+    if os.environ.get("DECKBUILD_UPDATE_SCREENSHOT"):
+        IMAGES.mkdir(parents=True, exist_ok=True)
+        for name in ("code-card-run.png", "scratchpad.png"):
+            shutil.copyfile(tmp / "work" / name, IMAGES / name)
+    return first, second
 
 
-def test_pycmd_message_carrying_code_executes_nothing(session):
-    assert session["evil_marker_exists"] is False
-    assert session["evil_output_hidden"] is True  # nothing ran, nothing was shown
-    assert session["evil_dialog"] is False  # no confirmation, no scratchpad
+@pytest.fixture(scope="module")
+def session(sessions) -> dict:
+    return sessions[0]
 
 
-def test_first_run_asks_for_confirmation(session):
-    assert "runs on your computer with your permissions" in session["confirm_text"]
-    assert session["confirm_asked_again"] is False
+# --- What a code card shows ------------------------------------------------
 
 
-def test_run_shows_output_in_the_card(session):
-    for key in ("cold_text", "warm_text"):
-        text = session[key]
-        assert EXPECTED_STDOUT in text
-        assert "Python 3." in text and "torch 2." in text and sys.executable in text
-    assert 'class="deckbuild-stdout"' in session["cold_html"]
-    assert "deckbuild-error" not in session["cold_html"]
+def test_code_card_shows_its_code_and_no_control_inside_the_card(session):
+    card = session["legit_card"]
+    assert card["shown_code"] == COLUMN_SUMS
+    assert card["buttons_in_card"] == 0 and card["pycmd_in_card"] is False
+    assert "press X or Run code in the bar below" in card["hint"]
+    assert card["bar_run_visible"] is True  # the trigger is in Anki's bottom bar
+    assert card["output"] == "<hidden>"
+
+
+# --- Attacks: no card script starts a run or opens a dialog ----------------
+
+
+@pytest.mark.parametrize("phase", ["attack_confirmation_on", "attack_after_trust", "attack_confirmation_off"])
+def test_a_card_script_with_every_message_click_and_key_runs_nothing(session, phase):
+    seen = session[phase]
+    assert seen["attack_rounds"] >= 10  # the hostile script really ran, again and again
+    assert seen["message_count"] >= 10 * 6  # and Anki really received its messages
+    assert {kind for kind, _ in seen["messages_received"]} == {"Reviewer"}
+    assert seen["windows"] == []  # no confirmation, no scratchpad, no other dialog
+    assert seen["marker_exists"] is False
+    assert seen["output"] == "<hidden>"
+    expected_runs = "" if phase == "attack_confirmation_on" else "ran\n"  # the one run the user asked for
+    assert seen["ran_log"] == expected_runs
+
+
+def test_a_planted_timer_clicks_nothing_on_the_next_trusted_card(session):
+    seen = session["attack_planted_timer"]
+    assert seen["rounds_on_planter"] >= 1 and seen["rounds_on_target"] >= 10  # the timer outlived its card
+    assert "planted" in seen["target_shown_code"]
+    assert seen["message_count"] >= 10
+    assert seen["windows"] == []
+    assert seen["marker_exists"] is False
+    assert seen["output"] == "<hidden>"
+
+
+def test_the_previewer_ignores_a_card_script_too(session):
+    seen = session["previewer_attack"]
+    assert seen["attack_rounds"] >= 10 and seen["message_count"] >= 10
+    assert seen["windows"] == [] and seen["marker_exists"] is False
+    assert seen["ran_log"] == "ran\n"
+
+
+@pytest.mark.parametrize("name", ["disagree", "hidden"])
+def test_a_note_whose_fields_disagree_shows_and_runs_the_code_field(session, name):
+    seen = session["disagree"][name]
+    assert seen["shown"] == seen["code"]  # every byte that runs is in the code block
+    assert seen["visible"].replace("\xa0", " ").strip() == seen["code"].strip()  # and visible (innerText)
+    if name == "disagree":
+        assert "differs from its Code field" in seen["notice"]
+    for line in ("hidden payload ran", "hello") if name == "disagree" else ("hello", "hidden span ran"):
+        assert line in seen["output"]
+
+
+# --- The confirmation ---------------------------------------------------------
+
+
+def test_confirmation_shows_the_code_and_names_deck_and_note(session):
+    cancel = session["cancel"]
+    assert "pathlib.Path(" in cancel["dialog_code"] and "hostile snippet ran" in cancel["dialog_code"]
+    assert "Shared::Hostile" in cancel["dialog_text"] and "hostile-run-on-display" in cancel["dialog_text"]
+    assert "with your permissions" in cancel["dialog_text"] and PYTHON in cancel["dialog_text"]
+    assert "Shared::Hostile" in cancel["trust_label"]
+    assert session["legit"]["dialog"]["code"] == COLUMN_SUMS
+    assert "deckbuild e2e::Code" in session["legit"]["dialog"]["text"]
+
+
+def test_a_real_cancel_click_runs_nothing(session):
+    cancel = session["cancel"]
+    assert cancel["marker_exists"] is False and cancel["ran_log"] == ""
+    assert "Cancelled: nothing ran." in cancel["output"] and "ran in" not in cancel["output"]
+
+
+def test_trust_is_remembered_per_deck(session):
+    trusted = session["trusted_run"]
+    assert trusted["trust_ticked"] is True
+    assert "hostile snippet ran" in trusted["output"] and trusted["ran_log"] == "ran\n"
+    decks = session["deck_ids"]  # the legit deck was trusted before, in the legitimate path
+    assert trusted["stored_trust"] == sorted(f"1738400004:{decks[d]}" for d in ("legit", "hostile"))
+    other = session["other_deck"]  # trusting one deck does not trust another
+    assert "Shared::Other" in other["dialog_text"]
+    assert "Cancelled: nothing ran." in other["output"] and other["ran_log"] == "ran\n"
+
+
+def test_trust_lasts_into_the_next_anki_session_and_only_for_that_deck(sessions):
+    _, second = sessions
+    assert second["trusted_again"]["windows"] == []
+    assert EXPECTED_STDOUT in second["trusted_again"]["output"]
+    assert "Shared::Other" in second["untrusted_again"]["dialog_text"]
+    assert "Cancelled: nothing ran." in second["untrusted_again"]["output"]
+    assert second["returncode"] == 0 and second["leftover"] == []
+
+
+# --- The legitimate path ----------------------------------------------------
+
+
+def test_a_real_gesture_runs_the_card_and_shows_the_output_cold_and_warm(session):
+    legit = session["legit"]
+    for key in ("cold", "warm"):
+        assert EXPECTED_STDOUT in legit[key]
+        assert "Python 3." in legit[key] and "torch 2." in legit[key] and PYTHON in legit[key]
+    assert 'class="deckbuild-stdout"' in legit["cold_html"] and "deckbuild-error" not in legit["cold_html"]
+    assert legit["windows_after_warm"] == []  # the deck was trusted: no second question
 
 
 def test_baked_output_stays_on_the_answer_side(session):
-    assert session["answer_output_hidden_before_run"] is True
-    assert EXPECTED_STDOUT in session["baked_text"]
+    assert session["legit"]["answer_output_hidden_before_run"] is True
+    assert EXPECTED_STDOUT in session["legit"]["baked"]
 
 
 def test_second_run_is_warm(session):
-    print(f"\nfirst Run (cold, click to output): {session['cold_seconds']:.2f} s; "
-          f"second Run (warm): {session['warm_seconds']:.3f} s; whole Anki session {session['wall_seconds']:.0f} s")
-    assert session["warm_seconds"] < 1.0
-    ran_in = float(session["warm_text"].split("ran in ")[1].split(" s")[0])
+    legit = session["legit"]
+    print(f"\nfirst Run (cold, key press to output): {legit['cold_seconds']:.2f} s; "
+          f"second Run (warm): {legit['warm_seconds']:.3f} s; whole Anki session {session['wall_seconds']:.0f} s")
+    assert legit["warm_seconds"] < 1.0
+    ran_in = float(legit["warm"].split("ran in ")[1].split(" s")[0])
     assert ran_in < 0.1
 
 
 def test_scratchpad_runs_edited_code_and_leaves_the_note_alone(session):
-    assert session["scratchpad_code"].startswith("import torch\nx = torch.arange(6)")
-    assert "edited tensor([42])" in session["scratchpad_output"]
-    assert session["note_code_unchanged"] is True
+    pad = session["scratchpad"]
+    assert pad["code"] == COLUMN_SUMS
+    assert "edited tensor([42])" in pad["output"]
+    assert pad["note_code_unchanged"] is True
+
+
+def test_previewer_runs_from_its_own_button(session):
+    assert EXPECTED_STDOUT in session["previewer"]["output"]
+    assert session["previewer"]["shown_code"] == COLUMN_SUMS
 
 
 def test_idle_check_stops_the_worker(session):
-    assert session["idle_worker_was_alive"] and session["idle_worker_gone"]
+    assert session["idle"] == {"worker_was_alive": True, "worker_gone": True}
 
 
-def test_previewer_card_runs_too(session):
-    assert EXPECTED_STDOUT in session["previewer_text"]
+# --- Fidelity -------------------------------------------------------------------
+
+
+def baked(output_field: str, kind: str) -> str:
+    match = re.search(rf'<pre class="{kind}">(.*?)</pre>', output_field, re.S)
+    return html.unescape(match.group(1))
+
+
+def test_the_addon_runs_the_bytes_the_build_ran(session):
+    fid = session["fidelity"]
+    assert fid["shown"] == FIDELITY_CODE  # NBSP, tab, two leading blank lines, on screen
+    assert fid["stdout"] == baked(fid["baked_output_field"], "stdout") == "'a\\xa0b' 3\n['col1', 'col2'] x\ty\n"
+    assert fid["error"] == baked(fid["baked_output_field"], "exception")
+    assert "exception (line 6)" in fid["output"].lower()
+    assert fid["shown"].split("\n")[6 - 1] == "raise ValueError(word)"  # line 6 is the displayed line 6
+    assert 'File "<snippet>", line 6' in fid["error"]
+    assert "'a\\xa0b' 3" in fid["scratchpad_output"]  # the scratchpad keeps the NBSP too
+
+
+# --- Config and errors --------------------------------------------------------------
+
+
+def test_an_infinite_timeout_falls_back_with_a_message_naming_the_key(session):
+    text = session["config_infinity"]
+    assert 'config "timeout_seconds"' in text and "(got Infinity)" in text and "using the default 30" in text
+    assert EXPECTED_STDOUT in text
 
 
 def test_missing_interpreter_is_reported_in_the_card(session):
@@ -188,7 +337,7 @@ def test_anki_shows_no_error(session):
 
 @pytest.mark.parametrize("name", ["code-card-run.png", "scratchpad.png"])
 def test_screenshot_was_taken(session, name):
-    png = Path(session["tmp"]) / name
+    png = Path(session["tmp"]) / "work" / name
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
 
 

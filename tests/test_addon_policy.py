@@ -1,0 +1,127 @@
+"""What may run, without Anki: config checking, which messages may start an
+action, and trust per note type and deck."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from addon import policy  # noqa: E402
+from addon.policy import Origin, Settings  # noqa: E402
+
+DEFAULTS = Settings("", 30.0, 100000, True)
+
+
+def test_defaults_match_config_json():
+    shipped = json.loads((Path(policy.__file__).parent / "config.json").read_text())
+    assert shipped == policy.DEFAULT_CONFIG
+    assert policy.check_config(None) == (DEFAULTS, [])
+    assert policy.check_config(shipped) == (DEFAULTS, [])
+
+
+def test_good_values_are_kept():
+    conf = {"python": " /opt/venv/bin/python ", "timeout_seconds": 2.5, "max_output_bytes": 10, "ask_before_running": False}
+    assert policy.check_config(conf) == (Settings("/opt/venv/bin/python", 2.5, 10, False), [])
+    assert policy.check_config({"max_output_bytes": 10.0})[0].max_output_bytes == 10
+
+
+@pytest.mark.parametrize(
+    "key, value, shown",
+    [
+        ("timeout_seconds", math.inf, "Infinity"),
+        ("timeout_seconds", -math.inf, "-Infinity"),
+        ("timeout_seconds", math.nan, "NaN"),
+        ("timeout_seconds", 0, "0"),
+        ("timeout_seconds", -5, "-5"),
+        ("timeout_seconds", 10**9, str(10**9)),
+        ("timeout_seconds", "5", '"5"'),
+        ("timeout_seconds", True, "true"),
+        ("timeout_seconds", None, "null"),
+        ("max_output_bytes", 0, "0"),
+        ("max_output_bytes", 2.5, "2.5"),
+        ("max_output_bytes", 10**12, str(10**12)),
+        ("max_output_bytes", math.inf, "Infinity"),
+        ("max_output_bytes", False, "false"),
+        ("max_output_bytes", [1], "[1]"),
+        ("python", 3, "3"),
+        ("python", "/bin/py\nthon", '"/bin/py\\nthon"'),
+        ("python", None, "null"),
+        ("ask_before_running", "no", '"no"'),
+        ("ask_before_running", 0, "0"),
+        ("ask_before_running", None, "null"),
+    ],
+)
+def test_a_bad_value_falls_back_to_its_default_with_a_message_naming_the_key(key, value, shown):
+    conf = dict(policy.DEFAULT_CONFIG, ask_before_running=False)
+    conf[key] = value
+    settings, problems = policy.check_config(conf)
+    expected = Settings("", 30.0, 100000, False)
+    if key == "ask_before_running":
+        expected = DEFAULTS
+    assert settings == expected
+    [problem] = problems
+    assert problem.startswith(f'config "{key}": ') and f"(got {shown})" in problem and "using the default" in problem
+
+
+def test_json_infinity_from_the_config_editor_is_caught():
+    settings, problems = policy.check_config(json.loads('{"timeout_seconds": Infinity}'))
+    assert settings.timeout_seconds == 30.0
+    assert problems == [
+        'config "timeout_seconds": must be a finite number of seconds above 0 and at most 86400 '
+        "(got Infinity); using the default 30."
+    ]
+
+
+def test_unknown_keys_and_a_non_dict_config_are_reported_or_ignored():
+    assert policy.check_config({"pyhton": "/x"})[1] == ['config "pyhton": unknown setting, ignored.']
+    assert policy.check_config([1, 2]) == (DEFAULTS, [])
+
+
+MESSAGES = [
+    "deckbuild:run",
+    "deckbuild:scratchpad",
+    "deckbuild:run:import os",
+    "deckbuild:run\nprint(1)",
+    "deckbuild:run ",
+    "deckbuild:exec",
+    "deckbuild:",
+]
+
+
+@pytest.mark.parametrize("message", MESSAGES)
+def test_no_message_from_a_card_starts_anything(message):
+    assert policy.action_for_message(message, from_bottom_bar=False) is None
+    assert policy.is_ours(message)
+
+
+def test_the_bottom_bar_starts_exactly_the_two_actions():
+    actions = {m: policy.action_for_message(m, from_bottom_bar=True) for m in MESSAGES}
+    assert actions == dict.fromkeys(MESSAGES) | {"deckbuild:run": "run", "deckbuild:scratchpad": "scratchpad"}
+    assert not policy.is_ours("ans") and policy.action_for_message("ans", True) is None
+
+
+def origin(notetype_id=1738400004, deck_id=11):
+    return Origin(notetype_id, deck_id, "Deck", 5, "c1")
+
+
+def test_trust_is_per_note_type_and_deck():
+    stored = policy.with_trust(None, origin())
+    assert stored == ["1738400004:11"]
+    trusted = policy.trusted_keys(stored)
+    assert not policy.must_ask(DEFAULTS, trusted, origin())
+    assert policy.must_ask(DEFAULTS, trusted, origin(deck_id=12))  # another deck still asks
+    assert policy.must_ask(DEFAULTS, trusted, origin(notetype_id=99))  # another note type too
+    assert policy.with_trust(stored, origin()) == stored  # no duplicates
+
+
+def test_asking_off_runs_without_trust_and_damaged_trust_trusts_nothing():
+    assert not policy.must_ask(Settings("", 30.0, 1, False), frozenset(), origin())
+    for damaged in ("1738400004:11", {"1738400004:11": True}, 5, [5, None]):
+        assert policy.must_ask(DEFAULTS, policy.trusted_keys(damaged), origin())
+    assert policy.with_trust({"x": 1}, origin()) == ["1738400004:11"]
