@@ -20,7 +20,7 @@ from deckbuild.errors import BuildFailed, Diagnostic, PackageError, Severity
 from deckbuild.execute import ExecuteStats, execute
 from deckbuild.history import PackageRecord, Record, next_mod
 from deckbuild.load import load
-from deckbuild.model import BuildReport, CodeOutput, Media, RenderedCard, Stamps
+from deckbuild.model import BuildReport, Card, CodeOutput, Media, RenderedCard, Stamps
 from deckbuild.notetypes import NOTE_TYPES
 from deckbuild.package import PackagePlan, note_digest, package_digest, plan_packages, write_packages
 from deckbuild.render import render
@@ -102,6 +102,8 @@ def build(options: BuildOptions) -> BuildResult:
                 loaded.cards, cache=cache, python=options.python, progress=options.progress
             )
             problems += run_problems
+        previous = history.read(cache, options.out_dir) if options.out_dir is not None else Record()
+        problems += import_rule_warnings(loaded.cards, previous)
         problems.sort(key=lambda d: (d.location is None, d.location or 0))
         report = BuildReport(
             decks=len({c.deck for c in loaded.cards}),
@@ -119,7 +121,7 @@ def build(options: BuildOptions) -> BuildResult:
         made: list[Path] = []
         if options.out_dir is not None and rendered:
             base = options.timestamp if options.timestamp is not None else build_timestamp()
-            report, made = _package(rendered, outputs, options.out_dir, cache, base, report, options.guid_namespace)
+            report, made = _package(rendered, outputs, options.out_dir, cache, base, report, options.guid_namespace, previous)
     finally:
         if cache is not None:
             cache.close()
@@ -135,12 +137,12 @@ def _package(
     base: int,
     report: BuildReport,
     namespace: str | None,
+    previous: history.Record,
     media: tuple[Media, ...] = (),
 ) -> tuple[BuildReport, list[Path]]:
     """Stamp every note against the previous build's record, write the packages that changed,
     and keep the new record. Returns the report completed with what changed, and the paths
     of every package this build makes (written or unchanged)."""
-    previous = history.read(cache, out_dir)
     digests = {r.card.id: note_digest(r, outputs.get(r.card.id)) for r in rendered}
     notes = {cid: next_mod(previous.notes[cid][:2] if cid in previous.notes else None, d, base) for cid, d in digests.items()}
     notetypes = {spec.id: next_mod(previous.notetypes.get(spec.id), spec.digest(), base) for spec in NOTE_TYPES.values()}
@@ -163,9 +165,8 @@ def _package(
         if path in written:
             stat = path.stat()
             packages[plan.filename] = PackageRecord(package_digests[plan.filename], built[plan.filename], stat.st_size, stat.st_mtime_ns)
-    cards = {r.card.id: r.card.card_count() for r in rendered}
     record = Record(
-        notes={cid: (digests[cid], notes[cid], cards[cid]) for cid in digests},
+        notes={r.card.id: (digests[r.card.id], notes[r.card.id], r.card.card_count(), r.card.kind.value, r.card.deck) for r in rendered},
         notetypes={spec.id: (spec.digest(), notetypes[spec.id]) for spec in NOTE_TYPES.values()},
         packages=packages,
     )
@@ -180,6 +181,39 @@ def _package(
         removed_cards=sum(previous.notes[cid][2] for cid in removed),
     )
     return report, [out_dir / plan.filename for plan in plans]
+
+
+def import_rule_warnings(cards: list[Card], previous: history.Record) -> list[Diagnostic]:
+    """Warn about changes since the last build that Anki's ``.apkg`` import will not carry out.
+
+    Anki matches notes by GUID and then (rules of its importer): skips a note whose note
+    type differs from the collection's copy, updates a moved note's fields but leaves its
+    cards in their old deck, and never deletes a card, so a dropped follow-up card stays,
+    with an empty front. Each warning names the card and the fix. ``previous`` is the last
+    build's record for the same output folder (empty: nothing to compare, no warning).
+    """
+    warnings: list[Diagnostic] = []
+    for card in cards:
+        before = previous.notes.get(card.id)
+        if before is None:
+            continue
+        _, _, count, kind, deck = before
+        if kind != card.kind.value:
+            warnings.append(Diagnostic(card.location, Severity.WARNING, (
+                f"card '{card.id}' changed its type from {kind} to {card.kind.value}: Anki's import skips a note whose "
+                "note type changed (it keeps the old note); to change the type, give the card a new id and delete the old note in Anki"
+            )))
+        if deck != card.deck:
+            warnings.append(Diagnostic(card.location, Severity.WARNING, (
+                f"card '{card.id}' moved from deck '{deck}' to '{card.deck}': Anki's import updates the note but leaves its "
+                "cards in the old deck; move them in Anki's browser (Change Deck), or accept the deckbuild add-on's offer after import"
+            )))
+        if count > card.card_count():
+            warnings.append(Diagnostic(card.location, Severity.WARNING, (
+                f"card '{card.id}' lost its follow-up: Anki's import never deletes cards, so the follow-up card stays with an "
+                "empty front; remove it in Anki with Tools > Empty Cards, or accept the deckbuild add-on's offer after import"
+            )))
+    return warnings
 
 
 def _untouched(path: Path, record: PackageRecord) -> bool:

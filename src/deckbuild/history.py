@@ -28,7 +28,7 @@ from pathlib import Path
 from deckbuild.cache import Cache
 
 NAMESPACE = "history"
-FORMAT = 1
+FORMAT = 2  # 2: notes also keep their kind and deck (for the import-rule warnings)
 
 
 def next_mod(previous: tuple[str, int] | None, digest: str, base: int) -> int:
@@ -59,13 +59,13 @@ class PackageRecord:
 class Record:
     """What one successful build into an output folder wrote.
 
-    ``notes``: card id → (content digest, modification time, number of cards);
+    ``notes``: card id → (content digest, modification time, number of cards, kind, deck);
     ``notetypes``: note type id → (digest, modification time); ``packages``: file name →
     :class:`PackageRecord`; ``inputs``: digest of every input of the build (sources,
     deckbuild's code, library versions, options), ``""`` when the build printed warnings.
     """
 
-    notes: dict[str, tuple[str, int, int]] = field(default_factory=dict)
+    notes: dict[str, tuple[str, int, int, str, str]] = field(default_factory=dict)
     notetypes: dict[int, tuple[str, int]] = field(default_factory=dict)
     packages: dict[str, PackageRecord] = field(default_factory=dict)
     inputs: str = ""
@@ -76,7 +76,7 @@ class _Stored:
     """A :class:`Record` as the cache holds it: plain lists, checked on read by the cache."""
 
     format: int
-    notes: tuple[tuple[str, str, int, int], ...]
+    notes: tuple[tuple[str, str, int, int, str, str], ...]
     notetypes: tuple[tuple[int, str, int], ...]
     packages: tuple[tuple[str, PackageRecord], ...]
     inputs: str
@@ -94,7 +94,7 @@ def read(cache: Cache | None, out_dir: Path) -> Record:
     if stored is None or stored.format != FORMAT:
         return Record()
     return Record(
-        notes={cid: (digest, mod, cards) for cid, digest, mod, cards in stored.notes},
+        notes={cid: (digest, mod, cards, kind, deck) for cid, digest, mod, cards, kind, deck in stored.notes},
         notetypes={tid: (digest, mod) for tid, digest, mod in stored.notetypes},
         packages=dict(stored.packages),
         inputs=stored.inputs,
