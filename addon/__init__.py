@@ -1,4 +1,4 @@
-"""deckbuild's Anki add-on: a Run button and a scratchpad for code cards.
+"""deckbuild's Anki add-on: runs a code card's snippet on the user's gesture, and a scratchpad.
 
 Import-time work is only wiring, and only inside a running Anki: tests import
 the modules of this package without starting anything.

@@ -46,6 +46,7 @@ _session: Optional[Session] = None
 _dialogs: list[QDialog] = []
 # card id -> the snippet its code block showed when it was last rendered
 _displayed: dict[int, str] = {}
+DISPLAYED_KEPT = 256  # cards remembered (the reviewer and previewers show one each)
 
 
 def setup() -> None:
@@ -110,7 +111,10 @@ def on_card_will_show(text: str, card: Any, kind: str) -> str:
     if note is None:
         return text
     shown = core.show_code(text, note["CodeHtml"] if "CodeHtml" in note else "", note["Code"])
+    _displayed.pop(card.id, None)
     _displayed[card.id] = shown.code
+    while len(_displayed) > DISPLAYED_KEPT:
+        del _displayed[next(iter(_displayed))]
     where = "the bar below" if kind.startswith("review") else "the buttons below"
     return shown.text + core.card_controls_html(card.id, where)
 
@@ -141,9 +145,10 @@ def on_state_shortcuts(state: str, shortcuts: list) -> None:
 
 
 def _later(action: str, target: Callable[[], tuple[Any, Any]]) -> None:
-    """Start action on the (card, web view) target() names, from the event
-    loop: the key press or click that asked for it has returned by then."""
-    mw.progress.single_shot(0, lambda: start(action, *target()), False)
+    """Start action on the (card, web view) on screen at the gesture, from the
+    event loop: the key press or click that asked for it has returned by then."""
+    card, web = target()
+    mw.progress.single_shot(0, lambda: start(action, card, web), False)
 
 
 def _update_bottom_bar(card: Any) -> None:

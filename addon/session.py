@@ -1,4 +1,4 @@
-"""One warm worker for the whole Anki session, shared by the card's Run button
+"""One warm worker for the whole Anki session, shared by Run code
 and the scratchpad.
 
 Runs are serialized (one worker process, one snippet at a time). The worker

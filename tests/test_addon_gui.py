@@ -112,3 +112,22 @@ def test_the_bottom_bar_starts_the_action_on_the_shown_card(scheduled, monkeypat
     [later] = scheduled
     later()
     assert starts == [(action, CODE_CARD, reviewer.web)]
+
+
+class FakeWeb:
+    def __init__(self):
+        self.js = []
+
+    def eval(self, js):
+        self.js.append(js)
+
+
+@pytest.mark.parametrize("displayed", [None, 'print("something else")\n'])
+def test_a_note_changed_since_display_runs_nothing(monkeypatch, displayed):
+    monkeypatch.setattr(gui, "_displayed", {} if displayed is None else {CODE_CARD.id: displayed})
+    monkeypatch.setattr(gui, "run_in_background", lambda *a, **k: pytest.fail("ran"))
+    monkeypatch.setattr(gui, "confirm", lambda *a, **k: pytest.fail("asked"))
+    web = FakeWeb()
+    gui.start("run", CODE_CARD, web)
+    [js] = web.js
+    assert "nothing ran" in js and 'data-card=\\"99\\"' in js

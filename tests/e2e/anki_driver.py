@@ -419,6 +419,13 @@ def main() -> None:
         conf = mw.addonManager.getConfig(package)
         mw.addonManager.writeConfig(package, dict(conf, ask_before_running=False))
         yield from attack(hostile, "attack_confirmation_off")
+        # With asking off, the user's key press runs an untrusted deck's card at once.
+        yield from show(other)
+        yield from press(Qt.Key.Key_X)
+        seen = yield from watch(0.5)
+        text = yield from wait_output()
+        results["asking_off_gesture"] = {"windows": seen, "output": text, "ran_log": ran_log.read_text()}
+        marker.unlink(missing_ok=True)
         mw.addonManager.writeConfig(package, dict(conf, ask_before_running=True))
 
         # --- Another deck was not trusted: it still asks (and Cancel runs nothing)

@@ -200,7 +200,7 @@ def test_the_previewer_ignores_a_card_script_too(session):
     seen = session["previewer_attack"]
     assert seen["attack_rounds"] >= 10 and seen["message_count"] >= 10
     assert seen["windows"] == [] and seen["marker_exists"] is False
-    assert seen["ran_log"] == "ran\n"
+    assert seen["ran_log"] == "ran\nran\n"  # the two runs the user asked for
 
 
 @pytest.mark.parametrize("name", ["disagree", "hidden"])
@@ -241,7 +241,13 @@ def test_trust_is_remembered_per_deck(session):
     assert trusted["stored_trust"] == sorted(f"1738400004:{decks[d]}" for d in ("legit", "hostile"))
     other = session["other_deck"]  # trusting one deck does not trust another
     assert "Shared::Other" in other["dialog_text"]
-    assert "Cancelled: nothing ran." in other["output"] and other["ran_log"] == "ran\n"
+    assert "Cancelled: nothing ran." in other["output"] and other["ran_log"] == "ran\nran\n"
+
+
+def test_with_asking_off_a_gesture_runs_without_a_dialog(session):
+    seen = session["asking_off_gesture"]
+    assert seen["windows"] == []
+    assert "hostile snippet ran" in seen["output"] and seen["ran_log"] == "ran\nran\n"
 
 
 def test_trust_lasts_into_the_next_anki_session_and_only_for_that_deck(sessions):
