@@ -65,8 +65,8 @@ CASES = [
      ["{root}/a.yaml:4:5: error: card 'x': 'follow_up' and 'follow_up_a' go together"]),
     ("bad-timeout", {"a.yaml": "deck: D\ntype: code\ncards:\n  - id: x\n    q: Q\n    code: print(1)\n    timeout: soon\n"},
      ["{root}/a.yaml:7:14: error: 'timeout' must be a positive number of seconds, not 'soon'"]),
-    ("bad-expect-error", {"a.yaml": "deck: D\ntype: code\ncards:\n  - id: x\n    q: Q\n    code: print(1)\n    expect_error: maybe\n"},
-     ["{root}/a.yaml:7:19: error: 'expect_error' must be true or false"]),
+    ("bad-expect-error", {"a.yaml": "deck: D\ntype: code\ncards:\n  - id: x\n    q: Q\n    code: print(1)\n    expect_error: 3 things\n"},
+     ["{root}/a.yaml:7:19: error: 'expect_error' must be an exception class name, optionally with text its message contains: 'RuntimeError' or 'RuntimeError: must match the size'"]),
     ("empty-file", {"a.yaml": "\n  \n"},
      ["{root}/a.yaml:1: error: file is empty"]),
     ("not-utf8", {"a.yaml": b"deck: D\ncards:\n  - {id: x, q: caf\xe9, a: A}\n"},
@@ -192,7 +192,7 @@ def test_code_that_raises_loops_or_floods_is_reported(tmp_path, capsys, previous
                       print("x" * 5_000_000)
                   - id: expected
                     q: Q
-                    expect_error: true
+                    expect_error: ValueError
                     code: |
                       print("fine")
                 """,
@@ -206,7 +206,7 @@ def test_code_that_raises_loops_or_floods_is_reported(tmp_path, capsys, previous
         f"{root}/a.yaml:9: error: code card 'raises' raised ZeroDivisionError: division by zero",
         f"{root}/a.yaml:14: error: code card 'loops' timed out after 1 s",
         f"{root}/a.yaml:19: error: code card 'floods' printed more than 64 KiB; a note should show all of its output",
-        f"{root}/a.yaml:24: error: code card 'expected' has 'expect_error: true' but ran without an error",
+        f"{root}/a.yaml:24: error: code card 'expected' expects ValueError but ran without an error",
         "deckbuild: build failed: 4 error(s), 0 warning(s); nothing written",
     ]
     assert _tree_digest(previous_dist) == before
@@ -223,7 +223,7 @@ def test_list_under_a_paragraph_line_is_a_warning(tmp_path, capsys):
 
 def test_cached_output_is_judged_again_when_expect_error_changes(tmp_path, capsys):
     card = "deck: D\ntype: code\ncards:\n  - id: x\n    q: Q\n    expect_error: {flag}\n    code: |\n      raise ValueError('taught')\n"
-    root = write_files(tmp_path / "cards", {"a.yaml": card.format(flag="true")})
+    root = write_files(tmp_path / "cards", {"a.yaml": card.format(flag="ValueError")})
     cache = tmp_path / "cache"
     assert run_cli("build", root, "--out", tmp_path / "dist", "--cache-dir", cache, "--quiet") == 0
     (root / "a.yaml").write_text(card.format(flag="false"))

@@ -66,7 +66,7 @@ def _own_version(package: str) -> str:
         return "absent"
 
 
-def cache_key(code: str, python: str, expect_error: bool = False) -> str:
+def cache_key(code: str, python: str, expect_error: str | None = None) -> str:
     """Return the cache key (hex SHA-256) of a snippet run by interpreter ``python``.
 
     It covers everything that can change what the snippet prints or whether that output is
@@ -98,15 +98,41 @@ def output_html(result: RunResult) -> str:
     return f'<div class="db-run">{"".join(parts)}<div class="db-run-meta">{html.escape(meta)}</div></div>'
 
 
+def raised(error: str) -> tuple[str, str]:
+    """Return the class name and the message of the exception a formatted traceback ends with.
+
+    The exception's line follows the last ``File "..."`` frame and its indented source and
+    caret lines (Python's traceback format); a traceback without frames (``WorkerCrash: ...``)
+    is that line itself. Names are as Python prints them: ``RuntimeError``,
+    ``torch.OutOfMemoryError``. The message may span several lines.
+    """
+    lines = error.strip("\n").split("\n")
+    start = 0
+    for i, line in enumerate(lines):
+        if line.startswith("  File "):
+            start = i + 1
+            while start < len(lines) and lines[start].startswith("    "):
+                start += 1
+    head, _, rest = "\n".join(lines[start:]).partition(":")
+    return head.strip(), rest.strip()
+
+
 def _problem(card: Card, result: RunResult) -> str | None:
     """Return what is wrong with a run of ``card``'s snippet, or ``None``."""
     if result.timed_out:
         return f"code card '{card.id}' timed out after {card.timeout:g} s"
-    if result.error and not card.expect_error:
-        summary = result.error.strip().splitlines()[-1] if result.error.strip() else "an exception"
+    summary = result.error.strip().splitlines()[-1] if result.error and result.error.strip() else "an exception"
+    if result.error and card.expect_error is None:
         return f"code card '{card.id}' raised {summary}"
-    if card.expect_error and not result.error:
-        return f"code card '{card.id}' has 'expect_error: true' but ran without an error"
+    if card.expect_error is not None:
+        name, _, text = card.expect_error.partition(":")
+        text = text.strip()
+        wanted = f"{name}" + (f" with '{text}' in its message" if text else "")
+        if not result.error:
+            return f"code card '{card.id}' expects {wanted} but ran without an error"
+        got, message = raised(result.error)
+        if not (got == name or got.endswith("." + name)) or text not in message:
+            return f"code card '{card.id}' expects {wanted} but raised {summary}"
     if result.truncated:
         return f"code card '{card.id}' printed more than {MAX_OUTPUT_BYTES // 1024} KiB; a note should show all of its output"
     return None

@@ -596,9 +596,9 @@ def _card(card_loc: Location, entries: list[Entry], deck, default_kind: Kind, fi
     timeout = DEFAULT_TIMEOUT
     if "timeout" in values and kind is Kind.CODE:
         timeout = _timeout(values["timeout"][0], problems) or timeout
-    expect_error = False
+    expect_error = None
     if "expect_error" in values and kind is Kind.CODE:
-        expect_error = _bool(values["expect_error"][0], "expect_error", problems)
+        expect_error = _expected_error(values["expect_error"][0], problems)
     if len(problems) > before or card_id is None or deck is None:
         return None
     return Card(
@@ -690,14 +690,28 @@ def _timeout(value: Value, problems) -> float | None:
     return seconds
 
 
-def _bool(value: Value, key: str, problems) -> bool:
-    text = value.value if isinstance(value.value, str) else None
+_EXPECTED_ERROR_RE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)(?::\s*(\S.*))?")
+
+
+def _expected_error(value: Value, problems) -> str | None:
+    """Read ``expect_error``: an exception class name, optionally ``Name: text in its message``."""
+    text = value.value.strip() if isinstance(value.value, str) else None
+    if text in ("false", "False", "no", ""):
+        return None
     if text in ("true", "True", "yes"):
-        return True
-    if text in ("false", "False", "no"):
-        return False
-    problems.append(_error(value.location, f"'{key}' must be true or false"))
-    return False
+        problems.append(_error(value.location, (
+            "'expect_error' names the exception the snippet must raise, e.g. 'expect_error: RuntimeError' "
+            "(true would accept any exception, even a typo's NameError)"
+        )))
+        return None
+    match = _EXPECTED_ERROR_RE.fullmatch(text or "")
+    if match is None:
+        problems.append(_error(value.location, (
+            "'expect_error' must be an exception class name, optionally with text its message contains: "
+            "'RuntimeError' or 'RuntimeError: must match the size'"
+        )))
+        return None
+    return text
 
 
 def _error(location: Location, message: str) -> Diagnostic:

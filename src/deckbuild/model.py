@@ -71,7 +71,9 @@ class Card:
     """One card source: a note to be, with where it was written.
 
     ``deck`` is the Anki deck path (``A::B``); ``tags`` are the file's tags then the card's,
-    without duplicates; ``source`` the inventory ids it cites; ``timeout`` is in seconds.
+    without duplicates; ``source`` the inventory ids it cites; ``timeout`` is in seconds;
+    ``expect_error`` (code cards) is ``None``, or the exception the snippet must raise: a
+    class name (``RuntimeError``), optionally followed by ``: text`` that its message must contain.
     """
 
     id: str
@@ -88,7 +90,7 @@ class Card:
     tags: tuple[str, ...] = ()
     source: tuple[str, ...] = ()
     timeout: float = DEFAULT_TIMEOUT
-    expect_error: bool = False
+    expect_error: str | None = None
 
     def texts(self) -> tuple[Text, ...]:
         """Return the Markdown text fields that are present (not the code)."""

@@ -55,7 +55,7 @@ CARDS = (
             a: The column sums of a 2×3 tensor.
           - id: e2e-fidelity
             q: What does this print, and where does it fail?
-            expect_error: true
+            expect_error: ValueError
             code: |
         """
     ).lstrip()
