@@ -34,6 +34,7 @@ from aqt.qt import (
     QWidget,
 )
 from aqt.reviewer import ReviewerBottomBar
+from aqt.utils import showWarning
 
 from . import core, policy
 from .session import NoPythonError, Session
@@ -58,6 +59,7 @@ def setup() -> None:
     gui_hooks.reviewer_did_show_answer.append(_update_bottom_bar)
     gui_hooks.previewer_did_init.append(on_previewer_did_init)
     gui_hooks.profile_will_close.append(shutdown)
+    mw.addonManager.setConfigUpdatedAction(ADDON, on_config_saved)
     mw.progress.timer(IDLE_CHECK_MS, _close_if_idle, True, False, parent=mw)
 
 
@@ -72,6 +74,14 @@ def session() -> Session:
 def settings() -> tuple[policy.Settings, list[str]]:
     """Return the current config, checked, and its problems (re-read on every run)."""
     return policy.check_config(mw.addonManager.getConfig(ADDON))
+
+
+def on_config_saved(config: Any) -> None:
+    """Config editor saved: say at once which values will fall back to their
+    defaults (each run says it again in the card)."""
+    _, problems = policy.check_config(config)
+    if problems:
+        showWarning("\n\n".join(problems), title="deckbuild: config", textFormat="plain")
 
 
 def shutdown() -> None:

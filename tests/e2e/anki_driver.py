@@ -548,9 +548,23 @@ def main() -> None:
         browser.close()
         log("previewer")
 
-        # --- Config: an infinite timeout falls back to the default, and the card names the key
+        # --- Config: Infinity typed into Anki's config editor is saved, the add-on
+        # warns at once, and the card names the key when it falls back to the default
+        addons_dialog = aqt.dialogs.open("AddonsDialog", mw.addonManager)
+        editor = aqt.addons.ConfigEditor(addons_dialog, package, mw.addonManager.getConfig(package))
+        editor.form.editor.setPlainText(json.dumps(dict(conf, timeout_seconds=float("inf")), indent=4))
+        save_button = editor.form.buttonBox.button(aqt.qt.QDialogButtonBox.StandardButton.Ok)
+        QTimer.singleShot(0, lambda: click(save_button))  # the warning's own event loop runs outside this step
+        warning = yield from wait_py(
+            lambda: (w := QApplication.activeModalWidget()) is not None and w.windowTitle() == "deckbuild: config" and w, 10
+        )
+        results["config_saved_warning"] = warning.text()
+        click(warning.buttons()[0])
+        yield from wait_py(lambda: not warning.isVisible(), 10)
+        yield from wait_py(lambda: not editor.isVisible(), 10)
+        results["config_saved_value"] = repr(mw.addonManager.getConfig(package)["timeout_seconds"])
+        addons_dialog.close()
         yield from show(legit)
-        mw.addonManager.writeConfig(package, dict(conf, timeout_seconds=float("inf")))
         yield from press(Qt.Key.Key_X)
         results["config_infinity"] = yield from wait_output()
         log("infinite timeout")

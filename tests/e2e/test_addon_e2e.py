@@ -324,6 +324,9 @@ def test_the_addon_runs_the_bytes_the_build_ran(session):
 
 
 def test_an_infinite_timeout_falls_back_with_a_message_naming_the_key(session):
+    assert session["config_saved_value"] == "inf"  # Anki's config editor saved it
+    warning = session["config_saved_warning"]
+    assert 'config "timeout_seconds"' in warning and "(got Infinity)" in warning
     text = session["config_infinity"]
     assert 'config "timeout_seconds"' in text and "(got Infinity)" in text and "using the default 30" in text
     assert EXPECTED_STDOUT in text
