@@ -161,7 +161,7 @@ def test_touching_a_file_changes_nothing_and_an_edit_rewrites_only_its_packages(
     later = (cards / "facts.yaml").stat().st_mtime + 3600
     os.utime(cards / "facts.yaml", (later, later))
     assert _build(cards, dist) == 0
-    assert "nothing changed; nothing written to" in capsys.readouterr().out
+    assert "nothing changed since the last build; nothing written to" in capsys.readouterr().out
     assert {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in dist.iterdir()} == before
 
     _edit(cards / "probes.yaml", "Because.", "Because of this.")
@@ -257,3 +257,36 @@ def test_without_a_record_every_note_is_newer_than_any_earlier_build(project, tm
     assert _build(cards, dist, "--quiet") == 0
     import_package(collection, dist / "loop.apkg")
     assert _notes(collection)["one"]["Question"] == "<p>What is one, in a fresh clone?</p>"
+
+
+def test_warnings_are_printed_again_by_a_rebuild_with_nothing_changed(project, tmp_path, capsys):
+    cards = project({"facts.yaml": FACTS.replace('a: "3"', 'a: |\n          Three:\n          - one more than two')})
+    dist = tmp_path / "dist"
+    for _ in range(2):
+        assert _build(cards, dist) == 0
+        captured = capsys.readouterr()
+        assert "warning: this list follows a paragraph line" in captured.err
+    assert "nothing changed since the last build; nothing written to" in captured.out
+
+
+def test_a_crafted_record_counts_as_no_record(project, tmp_path, collection, monkeypatch):
+    import sqlite3
+
+    clock = [1_700_000_000.0]
+    monkeypatch.setattr("time.time", lambda: clock[0])
+    cards = project({"facts.yaml": FACTS})
+    dist = tmp_path / "dist"
+    assert _build(cards, dist, "--quiet") == 0
+    import_package(collection, dist / "loop.apkg")
+    db = sqlite3.connect(tmp_path / "cache" / "cache.sqlite")
+    with db:
+        (value,) = db.execute("select value from entries where ns = 'history'").fetchone()
+        crafted = value.replace(f'"one","', '"one",1,"')  # a digest of the wrong type
+        assert crafted != value
+        db.execute("update entries set value = ? where ns = 'history'", (crafted,))
+    db.close()
+    clock[0] += 5
+    _edit(cards / "facts.yaml", "What is two?", "What is two, again?")
+    assert _build(cards, dist, "--quiet") == 0
+    import_package(collection, dist / "loop.apkg")
+    assert {cid: n.mod for cid, n in _notes(collection).items()} == {"one": 1_700_000_005, "two": 1_700_000_005, "three": 1_700_000_005}

@@ -8,22 +8,24 @@ fails once with :class:`~deckbuild.errors.BuildFailed`.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 import time
 from dataclasses import dataclass, replace
+from importlib import metadata
 from pathlib import Path
 
 from deckbuild import history
-from deckbuild.cache import Cache
+from deckbuild.cache import Cache, content_key
 from deckbuild.errors import BuildFailed, Diagnostic, PackageError, Severity
-from deckbuild.execute import ExecuteStats, execute
+from deckbuild.execute import ExecuteStats, execute, interpreter_versions
 from deckbuild.history import PackageRecord, Record, next_mod
-from deckbuild.load import load
+from deckbuild.load import fingerprint, load
 from deckbuild.model import BuildReport, Card, CodeOutput, Media, RenderedCard, Stamps
 from deckbuild.notetypes import NOTE_TYPES
 from deckbuild.package import PackagePlan, note_digest, package_digest, plan_packages, write_packages
-from deckbuild.render import render
+from deckbuild.render import RENDER_VERSION, render
 from deckbuild.validate import validate
 
 
@@ -90,6 +92,14 @@ def build(options: BuildOptions) -> BuildResult:
     started = time.perf_counter()
     cache = Cache(options.cache_dir) if options.cache_dir is not None else None
     try:
+        previous, inputs = Record(), ""
+        if options.out_dir is not None and cache is not None:
+            # Nothing changed since the last build into this folder: nothing to do at all.
+            previous, inputs = history.read(cache, options.out_dir), _inputs(options)
+            if inputs and previous.inputs == inputs and all(_untouched(options.out_dir / n, p) for n, p in previous.packages.items()):
+                report = BuildReport(*previous.counts, up_to_date=True, seconds=time.perf_counter() - started)
+                return BuildResult(report, [], [options.out_dir / name for name in previous.packages])
+
         # First gather all data: nothing is written until every card has loaded, rendered and run.
         loaded = load(options.sources, cache)
         problems = loaded.problems + validate(loaded.cards)
@@ -102,7 +112,6 @@ def build(options: BuildOptions) -> BuildResult:
                 loaded.cards, cache=cache, python=options.python, progress=options.progress
             )
             problems += run_problems
-        previous = history.read(cache, options.out_dir) if options.out_dir is not None else Record()
         problems += import_rule_warnings(loaded.cards, previous)
         problems.sort(key=lambda d: (d.location is None, d.location or 0))
         report = BuildReport(
@@ -121,7 +130,8 @@ def build(options: BuildOptions) -> BuildResult:
         made: list[Path] = []
         if options.out_dir is not None and rendered:
             base = options.timestamp if options.timestamp is not None else build_timestamp()
-            report, made = _package(rendered, outputs, options.out_dir, cache, base, report, options.guid_namespace, previous)
+            inputs = "" if problems else inputs  # warnings are printed again by the next build
+            report, made = _package(rendered, outputs, options.out_dir, cache, previous, inputs, base, report, options.guid_namespace)
     finally:
         if cache is not None:
             cache.close()
@@ -134,6 +144,8 @@ def _package(
     outputs: dict[str, CodeOutput],
     out_dir: Path,
     cache: Cache | None,
+    previous: Record,
+    inputs: str,
     base: int,
     report: BuildReport,
     namespace: str | None,
@@ -141,8 +153,8 @@ def _package(
     media: tuple[Media, ...] = (),
 ) -> tuple[BuildReport, list[Path]]:
     """Stamp every note against the previous build's record, write the packages that changed,
-    and keep the new record. Returns the report completed with what changed, and the paths
-    of every package this build makes (written or unchanged)."""
+    and keep the new record (``inputs``: see :func:`_inputs`). Returns the report completed
+    with what changed, and the paths of every package this build makes (written or unchanged)."""
     digests = {r.card.id: note_digest(r, outputs.get(r.card.id)) for r in rendered}
     notes = {cid: next_mod(previous.notes[cid][:2] if cid in previous.notes else None, d, base) for cid, d in digests.items()}
     notetypes = {spec.id: next_mod(previous.notetypes.get(spec.id), spec.digest(), base) for spec in NOTE_TYPES.values()}
@@ -159,16 +171,20 @@ def _package(
             to_write.append(plan)
     written = write_packages(to_write, outputs, out_dir, Stamps(notes, notetypes, built), media, namespace) if to_write else []
 
-    packages = dict(previous.packages)
+    packages = {}
     for plan in plans:
         path = out_dir / plan.filename
         if path in written:
             stat = path.stat()
             packages[plan.filename] = PackageRecord(package_digests[plan.filename], built[plan.filename], stat.st_size, stat.st_mtime_ns)
+        else:
+            packages[plan.filename] = previous.packages[plan.filename]
     record = Record(
         notes={r.card.id: (digests[r.card.id], notes[r.card.id], r.card.card_count(), r.card.kind.value, r.card.deck) for r in rendered},
         notetypes={spec.id: (spec.digest(), notetypes[spec.id]) for spec in NOTE_TYPES.values()},
         packages=packages,
+        inputs=inputs,
+        counts=(report.decks, report.notes, report.cards, report.formulas),
     )
     history.write(cache, out_dir, record)
     removed = tuple(cid for cid in previous.notes if cid not in digests)
@@ -214,6 +230,25 @@ def import_rule_warnings(cards: list[Card], previous: history.Record) -> list[Di
                 "empty front; remove it in Anki with Tools > Empty Cards, or accept the deckbuild add-on's offer after import"
             )))
     return warnings
+
+
+def _inputs(options: BuildOptions) -> str:
+    """Return a digest of everything a build's packages depend on, ``""`` if it cannot be known.
+
+    The source files (paths and bytes), deckbuild's own files (code, templates, CSS) and
+    note types, the versions of the libraries that render and package, the snippets' interpreter, the
+    options and ``SOURCE_DATE_EPOCH``. When it equals the last build's, the packages the
+    last build wrote are still right.
+    """
+    sources = fingerprint(options.sources)
+    if sources is None:
+        return ""
+    here = Path(__file__).parent
+    own = [f"{p.relative_to(here)}:{hashlib.sha256(p.read_bytes()).hexdigest()}" for p in sorted(here.rglob("*")) if p.is_file() and "__pycache__" not in p.parts]
+    interpreter = interpreter_versions(options.python) if options.run_code else ("no-run",)
+    settings = (options.strict, options.run_code, options.python, options.guid_namespace, options.timestamp, os.environ.get("SOURCE_DATE_EPOCH"))
+    notetypes = [spec.digest() for spec in NOTE_TYPES.values()]
+    return content_key(sources, RENDER_VERSION, metadata.version("genanki"), *own, *notetypes, *interpreter, repr(settings))
 
 
 def _untouched(path: Path, record: PackageRecord) -> bool:

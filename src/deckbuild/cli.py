@@ -48,13 +48,17 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
 def _report(result: BuildResult, out_dir: Path | None) -> str:
     r = result.report
     lines = []
+    if out_dir is not None and r.up_to_date:
+        lines.append(f"nothing changed since the last build; nothing written to {out_dir}/")
+        lines.append(f"{r.decks} decks, {r.notes} notes, {r.cards} cards, {r.formulas} formulas; {r.seconds:.1f} s")
+        return "\n".join(lines)
     if out_dir is not None:
         if r.packages:
             unchanged = f" ({len(r.unchanged_packages)} unchanged)" if r.unchanged_packages else ""
             lines.append(f"wrote {len(r.packages)} package(s) to {out_dir}/: {', '.join(r.packages)}{unchanged}")
             lines.append(f"{r.changed_notes} note(s) new or changed")
         else:
-            lines.append(f"nothing changed; nothing written to {out_dir}/")
+            lines.append(f"nothing changed since the last build; nothing written to {out_dir}/")
         if r.removed:
             lines.append(f"{r.removed_cards} card(s) removed since the last build (notes {', '.join(r.removed)})")
     lines.append(

@@ -62,13 +62,16 @@ class Record:
     ``notes``: card id → (content digest, modification time, number of cards, kind, deck);
     ``notetypes``: note type id → (digest, modification time); ``packages``: file name →
     :class:`PackageRecord`; ``inputs``: digest of every input of the build (sources,
-    deckbuild's code, library versions, options), ``""`` when the build printed warnings.
+    deckbuild's code, library versions, options), ``""`` when the build printed warnings;
+    ``counts``: the build's decks, notes, cards and formulas, for the report of a build
+    that finds nothing changed.
     """
 
     notes: dict[str, tuple[str, int, int, str, str]] = field(default_factory=dict)
     notetypes: dict[int, tuple[str, int]] = field(default_factory=dict)
     packages: dict[str, PackageRecord] = field(default_factory=dict)
     inputs: str = ""
+    counts: tuple[int, int, int, int] = (0, 0, 0, 0)
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,7 @@ class _Stored:
     notetypes: tuple[tuple[int, str, int], ...]
     packages: tuple[tuple[str, PackageRecord], ...]
     inputs: str
+    counts: tuple[int, int, int, int]
 
 
 def _key(out_dir: Path) -> str:
@@ -98,6 +102,7 @@ def read(cache: Cache | None, out_dir: Path) -> Record:
         notetypes={tid: (digest, mod) for tid, digest, mod in stored.notetypes},
         packages=dict(stored.packages),
         inputs=stored.inputs,
+        counts=stored.counts,
     )
 
 
@@ -110,5 +115,6 @@ def write(cache: Cache | None, out_dir: Path, record: Record) -> None:
             tuple((tid, *value) for tid, value in record.notetypes.items()),
             tuple(record.packages.items()),
             record.inputs,
+            record.counts,
         )
         cache.put_many(NAMESPACE, {_key(out_dir): stored})

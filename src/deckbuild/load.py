@@ -136,6 +136,24 @@ def load(paths: Iterable[Path], cache: Cache | None = None) -> Loaded:
     return Loaded(cards, problems, files, newest)
 
 
+def fingerprint(paths: Iterable[Path]) -> str | None:
+    """Return a hex digest of which source files are under ``paths`` and of their bytes.
+
+    Cheap next to :func:`load` (nothing is parsed): a rebuild compares it with the last
+    build's to know that nothing changed. ``None`` if a path is missing or a file unreadable.
+    """
+    files, problems = discover(paths)
+    if problems:
+        return None
+    parts = []
+    for path in files:
+        try:
+            parts.append(f"{path}\0{hashlib.sha256(path.read_bytes()).hexdigest()}")
+        except OSError:
+            return None
+    return content_key(LOADER_VERSION, *parts)
+
+
 def load_file(path: Path) -> tuple[list[Card], list[Diagnostic]]:
     """Load one YAML or Markdown card file; see :func:`load`."""
     try:

@@ -171,7 +171,9 @@ class BuildReport:
     ``packages`` are the files written, ``unchanged_packages`` those left as they were
     (nothing in them changed); ``changed_notes`` counts notes whose modification time moved;
     ``removed`` lists the card ids of notes the previous build into the same folder had and
-    this one has not, which made ``removed_cards`` Anki cards.
+    this one has not, which made ``removed_cards`` Anki cards. ``up_to_date``: nothing
+    changed since the last build into the same folder, so nothing was done (the counts
+    are that build's).
     """
 
     decks: int = 0
@@ -186,6 +188,7 @@ class BuildReport:
     changed_notes: int = 0
     removed: tuple[str, ...] = field(default_factory=tuple)
     removed_cards: int = 0
+    up_to_date: bool = False
     seconds: float = 0.0
 
 
