@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from deckbuild.errors import Location
-from deckbuild.model import Card, CodeOutput, Kind, Media, RenderedCard, Stamps, Text
+from deckbuild.model import Card, CodeOutput, Kind, Media, RenderedCard, Text
 from deckbuild.notetypes import NOTE_TYPES
-from deckbuild.package import plan_packages, write_packages
+from deckbuild.package import NoteStore, note_fields, plan_packages, write_packages
 from tests.conftest import import_package
 
 
@@ -34,10 +34,13 @@ def test_media_reach_a_real_collection_once_per_name(tmp_path: Path, collection)
     font = Media.from_bytes(b"wOF2 font", "font", ".woff2", keep=True)
     cards = [_card("a", (same,)), _card("b", (same, other), Kind.CODE)]
     outputs = {"b": CodeOutput("b", f'<img src="{figure.name}">', media=(figure,))}
-    plans = plan_packages(cards)
+    plans = plan_packages([r.card for r in cards])
     t = 1_700_000_000
-    stamps = Stamps({c.card.id: t for c in cards}, {s.id: t for s in NOTE_TYPES.values()}, {p.filename: t for p in plans})
-    paths = write_packages(plans, outputs, tmp_path / "out", stamps, media=(font,))
+    media = {r.card.id: (*r.media, *(outputs[r.card.id].media if r.card.id in outputs else ())) for r in cards}
+    with NoteStore(tmp_path / "out", {s.id: t for s in NOTE_TYPES.values()}, t * 1000) as store:
+        for r in cards:
+            store.add(r.card, note_fields(r, outputs.get(r.card.id)), t)
+        paths = write_packages(plans, store, tmp_path / "out", {p.filename: t for p in plans}, media, shared=(font,))
 
     # Anki imports the files that a note references, and those whose names start with "_".
     import_package(collection, paths[0])

@@ -96,8 +96,7 @@ def test_a_folder_in_the_way_fails_before_any_package_is_replaced(built, capsys)
     assert _tree(out) == {**before, "prev-zeta.apkg": "folder"}
 
 
-@pytest.mark.parametrize("parallel", [False, True])
-def test_a_rename_failing_half_way_puts_the_previous_packages_back(built, parallel, monkeypatch, capsys):
+def test_a_rename_failing_half_way_puts_the_previous_packages_back(built, monkeypatch, capsys):
     import deckbuild.package as package
 
     cards, out, before = built
@@ -111,17 +110,14 @@ def test_a_rename_failing_half_way_puts_the_previous_packages_back(built, parall
         return real(src, dst)
 
     monkeypatch.setattr(package.os, "replace", replace)
-    if parallel:
-        monkeypatch.setattr(package, "PARALLEL_NOTES", 0)
     assert run_cli("build", cards, "--out", out, "--quiet") == 1
     assert failed
     assert capsys.readouterr().err.splitlines()[0] == f"error: cannot write {out}/prev-zeta.apkg: No space left on device"
     assert _tree(out) == before  # prev.apkg and prev-alpha.apkg were renamed, then put back; no temporary file
 
 
-@pytest.mark.parametrize("parallel", [False, True])
 @pytest.mark.parametrize("raised", [KeyboardInterrupt, RuntimeError])
-def test_any_error_or_interrupt_while_a_package_is_written_leaves_no_temporary_file(built, parallel, raised, monkeypatch, tmp_path):
+def test_any_error_or_interrupt_while_a_package_is_written_leaves_no_temporary_file(built, raised, monkeypatch, tmp_path):
     """Issue 18, bug 1: only package-write errors used to remove the first package's temporary file."""
     import deckbuild.package as package
 
@@ -132,15 +128,12 @@ def test_any_error_or_interrupt_while_a_package_is_written_leaves_no_temporary_f
     def failing(pkg, path, timestamp, *media):
         if os.getpid() == parent:
             calls.append(path)
-            # serial: the first package is written, the second fails; parallel: the parent
-            # fails on its (all-decks) package while the child writes the other two
-            if len(calls) == (1 if parallel else 2):
+            # the first package is written, the second fails
+            if len(calls) == 2:
                 raise raised("stop")
         return real(pkg, path, timestamp, *media)
 
     monkeypatch.setattr(package, "write_package", failing)
-    if parallel:
-        monkeypatch.setattr(package, "PARALLEL_NOTES", 0)
     tmp = tmp_path / "tmpdir"
     tmp.mkdir()
     monkeypatch.setenv("TMPDIR", str(tmp))

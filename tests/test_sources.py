@@ -167,7 +167,6 @@ def test_a_failed_writer_leaves_no_temporary_files(project, tmp_path, monkeypatc
         return real(pkg, path, timestamp, *media)
 
     monkeypatch.setattr(package, "write_package", failing)
-    monkeypatch.setattr(package, "PARALLEL_NOTES", 0)  # take the two-process path
     assert run_cli("build", cards, "--out", out, "--quiet") == 1
     assert capsys.readouterr().err.splitlines()[0] == f"error: cannot write {out}/top-sub.apkg: disk full"
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # no temp files, old packages intact

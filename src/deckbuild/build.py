@@ -12,6 +12,7 @@ import hashlib
 import os
 import sys
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
@@ -22,9 +23,9 @@ from deckbuild.errors import BuildFailed, Diagnostic, PackageError, Severity
 from deckbuild.execute import ExecuteStats, execute, interpreter_versions
 from deckbuild.history import PackageRecord, Record, next_mod
 from deckbuild.load import fingerprint, load
-from deckbuild.model import BuildReport, Card, CodeOutput, Media, RenderedCard, Stamps
+from deckbuild.model import BuildReport, Card, CodeOutput, Media, Stamps
 from deckbuild.notetypes import NOTE_TYPES
-from deckbuild.package import PackagePlan, note_digest, package_digest, plan_packages, write_packages
+from deckbuild.package import NoteStore, PackagePlan, note_digest, note_fields, package_digest, plan_packages, write_packages
 from deckbuild.render import RENDER_VERSION, render
 from deckbuild.validate import validate
 
@@ -100,11 +101,10 @@ def build(options: BuildOptions) -> BuildResult:
                 report = BuildReport(*previous.counts, up_to_date=True, seconds=time.perf_counter() - started)
                 return BuildResult(report, [], [options.out_dir / name for name in previous.packages])
 
-        # First gather all data: nothing is written until every card has loaded, rendered and run.
+        # First gather all data: nothing is written until every card has loaded, rendered and run
+        # (the notes are rendered in batches into a temporary store, dropped if anything failed).
         loaded = load(options.sources, cache)
         problems = loaded.problems + validate(loaded.cards)
-        rendered, render_problems = render(loaded.cards, cache)
-        problems += render_problems
         stats = ExecuteStats()
         outputs = {}
         if options.run_code:
@@ -112,26 +112,29 @@ def build(options: BuildOptions) -> BuildResult:
                 loaded.cards, cache=cache, python=options.python, progress=options.progress
             )
             problems += run_problems
-        problems += import_rule_warnings(loaded.cards, previous)
-        problems.sort(key=lambda d: (d.location is None, d.location or 0))
-        report = BuildReport(
-            decks=len({c.deck for c in loaded.cards}),
-            notes=len(loaded.cards),
-            cards=sum(c.card_count() for c in loaded.cards),
-            formulas=sum(r.formulas for r in rendered),
-            snippets_run=stats.run,
-            snippets_cached=stats.cached,
-            snippets_failed=stats.failed,
-            seconds=time.perf_counter() - started,
-        )
-        if any(d.severity is Severity.ERROR or options.strict for d in problems):
-            raise BuildFailed(problems, report)
-
-        made: list[Path] = []
-        if options.out_dir is not None and rendered:
-            base = options.timestamp if options.timestamp is not None else build_timestamp()
-            inputs = "" if problems else inputs  # warnings are printed again by the next build
-            report, made = _package(rendered, outputs, options.out_dir, cache, previous, inputs, base, report, options.guid_namespace)
+        writing = options.out_dir is not None and bool(loaded.cards)
+        base = (options.timestamp if options.timestamp is not None else build_timestamp()) if writing else 0
+        notetypes = {spec.id: next_mod(previous.notetypes.get(spec.id), spec.digest(), base) for spec in NOTE_TYPES.values()}
+        with NoteStore(options.out_dir, notetypes, base * 1000, options.guid_namespace) if writing else nullcontext() as store:
+            notes = _render_notes(loaded.cards, outputs, cache, store, previous, base)
+            problems += notes.problems + import_rule_warnings(loaded.cards, previous)
+            problems.sort(key=lambda d: (d.location is None, d.location or 0))
+            report = BuildReport(
+                decks=len({c.deck for c in loaded.cards}),
+                notes=len(loaded.cards),
+                cards=sum(c.card_count() for c in loaded.cards),
+                formulas=notes.formulas,
+                snippets_run=stats.run,
+                snippets_cached=stats.cached,
+                snippets_failed=stats.failed,
+                seconds=time.perf_counter() - started,
+            )
+            if any(d.severity is Severity.ERROR or options.strict for d in problems):
+                raise BuildFailed(problems, report)
+            made: list[Path] = []
+            if store is not None:
+                inputs = "" if problems else inputs  # warnings are printed again by the next build
+                report, made = _package(loaded.cards, notes, store, notetypes, options.out_dir, cache, previous, inputs, base, report)
     finally:
         if cache is not None:
             cache.close()
@@ -139,28 +142,63 @@ def build(options: BuildOptions) -> BuildResult:
     return BuildResult(report, problems, made)
 
 
+RENDER_BATCH = 4000  # cards rendered at a time: memory holds one batch of HTML, not the corpus's
+
+
+@dataclass(frozen=True)
+class _Notes:
+    """What rendering every note gave: LaTeX problems, the formula count, and per card id
+    the note's content digest, its modification time and its media files (if any)."""
+
+    problems: list[Diagnostic]
+    formulas: int
+    digests: dict[str, str]
+    mods: dict[str, int]
+    media: dict[str, tuple[Media, ...]]
+
+
+def _render_notes(cards: list[Card], outputs: dict[str, CodeOutput], cache: Cache | None, store: NoteStore | None, previous: Record, base: int) -> _Notes:
+    """Render ``cards`` batch by batch; stamp each note against the previous build and add it to ``store`` (if any)."""
+    result = _Notes([], 0, {}, {}, {})
+    formulas = 0
+    for start in range(0, len(cards), RENDER_BATCH):
+        rendered, problems = render(cards[start : start + RENDER_BATCH], cache)
+        result.problems.extend(problems)
+        for note in rendered:
+            formulas += note.formulas
+            if store is None:
+                continue
+            card, output = note.card, outputs.get(note.card.id)
+            fields = note_fields(note, output)
+            digest = result.digests[card.id] = note_digest(card, fields)
+            before = previous.notes.get(card.id)
+            mod = result.mods[card.id] = next_mod(before[:2] if before else None, digest, base)
+            files = (*note.media, *(output.media if output else ()))
+            if files:
+                result.media[card.id] = files
+            store.add(card, fields, mod)
+    return replace(result, formulas=formulas)
+
+
 def _package(
-    rendered: list[RenderedCard],
-    outputs: dict[str, CodeOutput],
+    cards: list[Card],
+    notes: _Notes,
+    store: NoteStore,
+    notetypes: dict[int, int],
     out_dir: Path,
     cache: Cache | None,
     previous: Record,
     inputs: str,
     base: int,
     report: BuildReport,
-    namespace: str | None,
-    previous: history.Record,
-    media: tuple[Media, ...] = (),
+    shared: tuple[Media, ...] = (),
 ) -> tuple[BuildReport, list[Path]]:
-    """Stamp every note against the previous build's record, write the packages that changed,
-    and keep the new record (``inputs``: see :func:`_inputs`). Returns the report completed
-    with what changed, and the paths of every package this build makes (written or unchanged)."""
-    digests = {r.card.id: note_digest(r, outputs.get(r.card.id)) for r in rendered}
-    notes = {cid: next_mod(previous.notes[cid][:2] if cid in previous.notes else None, d, base) for cid, d in digests.items()}
-    notetypes = {spec.id: next_mod(previous.notetypes.get(spec.id), spec.digest(), base) for spec in NOTE_TYPES.values()}
-    plans = plan_packages(rendered)
-    stamps = Stamps(notes, notetypes, {})
-    package_digests = {plan.filename: package_digest(plan, stamps, media, namespace) for plan in plans}
+    """Write the packages whose content changed since the previous build, and keep the new
+    record (``inputs``: see :func:`_inputs`). Returns the report completed with what
+    changed, and the paths of every package this build makes (written or unchanged)."""
+    plans = plan_packages(cards)
+    stamps = Stamps(notes.mods, notetypes, {})
+    package_digests = {plan.filename: package_digest(plan, stamps, shared, store.namespace) for plan in plans}
     built: dict[str, int] = {}
     to_write: list[PackagePlan] = []
     for plan in plans:
@@ -169,7 +207,7 @@ def _package(
         built[plan.filename] = next_mod((before.digest, before.built) if before else None, digest, base)
         if before is None or before.digest != digest or not _untouched(out_dir / plan.filename, before):
             to_write.append(plan)
-    written = write_packages(to_write, outputs, out_dir, Stamps(notes, notetypes, built), media, namespace) if to_write else []
+    written = write_packages(to_write, store, out_dir, built, notes.media, shared) if to_write else []
 
     packages = {}
     for plan in plans:
@@ -180,19 +218,19 @@ def _package(
         else:
             packages[plan.filename] = previous.packages[plan.filename]
     record = Record(
-        notes={r.card.id: (digests[r.card.id], notes[r.card.id], r.card.card_count(), r.card.kind.value, r.card.deck) for r in rendered},
+        notes={c.id: (notes.digests[c.id], notes.mods[c.id], c.card_count(), c.kind.value, c.deck) for c in cards},
         notetypes={spec.id: (spec.digest(), notetypes[spec.id]) for spec in NOTE_TYPES.values()},
         packages=packages,
         inputs=inputs,
         counts=(report.decks, report.notes, report.cards, report.formulas),
     )
     history.write(cache, out_dir, record)
-    removed = tuple(cid for cid in previous.notes if cid not in digests)
+    removed = tuple(cid for cid in previous.notes if cid not in notes.digests)
     report = replace(
         report,
         packages=tuple(p.name for p in written),
         unchanged_packages=tuple(p.filename for p in plans if p not in to_write),
-        changed_notes=sum(1 for cid, mod in notes.items() if previous.notes.get(cid, ("", -1, 0))[1] != mod),
+        changed_notes=sum(1 for cid, mod in notes.mods.items() if previous.notes.get(cid, ("", -1, 0))[1] != mod),
         removed=removed,
         removed_cards=sum(previous.notes[cid][2] for cid in removed),
     )

@@ -28,7 +28,7 @@ from pathlib import Path
 from deckbuild.cache import Cache
 
 NAMESPACE = "history"
-FORMAT = 2  # 2: notes also keep their kind and deck (for the import-rule warnings)
+FORMAT = 3  # 2: notes also keep their kind and deck (for the import-rule warnings); 3: notes as lines
 
 
 def next_mod(previous: tuple[str, int] | None, digest: str, base: int) -> int:
@@ -76,10 +76,16 @@ class Record:
 
 @dataclass(frozen=True)
 class _Stored:
-    """A :class:`Record` as the cache holds it: plain lists, checked on read by the cache."""
+    """A :class:`Record` as the cache holds it, checked on read by the cache.
+
+    ``notes`` is one line per note, ``<card id> <digest> <time> <cards> <kind> <deck>``,
+    ``<deck>`` an index into ``decks``: a 100,000-note record reads in a tenth of a second,
+    where a list of lists takes a second.
+    """
 
     format: int
-    notes: tuple[tuple[str, str, int, int, str, str], ...]
+    notes: str
+    decks: tuple[str, ...]
     notetypes: tuple[tuple[int, str, int], ...]
     packages: tuple[tuple[str, PackageRecord], ...]
     inputs: str
@@ -97,8 +103,17 @@ def read(cache: Cache | None, out_dir: Path) -> Record:
     stored = cache.get_many(NAMESPACE, [_key(out_dir)], _Stored).get(_key(out_dir))
     if stored is None or stored.format != FORMAT:
         return Record()
+    try:
+        notes = {
+            cid: (digest, int(mod), int(cards), kind, stored.decks[int(deck)])
+            for cid, digest, mod, cards, kind, deck in (line.split(" ") for line in stored.notes.splitlines())
+        }
+    except (ValueError, IndexError):  # a line without six fields, a number that is none, no such deck
+        return Record()
+    if any(mod < 0 or cards < 0 for _, mod, cards, _, _ in notes.values()):
+        return Record()
     return Record(
-        notes={cid: (digest, mod, cards, kind, deck) for cid, digest, mod, cards, kind, deck in stored.notes},
+        notes=notes,
         notetypes={tid: (digest, mod) for tid, digest, mod in stored.notetypes},
         packages=dict(stored.packages),
         inputs=stored.inputs,
@@ -109,9 +124,11 @@ def read(cache: Cache | None, out_dir: Path) -> Record:
 def write(cache: Cache | None, out_dir: Path, record: Record) -> None:
     """Keep ``record`` as the last build into ``out_dir``."""
     if cache is not None:
+        decks: dict[str, int] = {}
         stored = _Stored(
             FORMAT,
-            tuple((cid, *value) for cid, value in record.notes.items()),
+            "".join(f"{cid} {digest} {mod} {cards} {kind} {decks.setdefault(deck, len(decks))}\n" for cid, (digest, mod, cards, kind, deck) in record.notes.items()),
+            tuple(decks),
             tuple((tid, *value) for tid, value in record.notetypes.items()),
             tuple(record.packages.items()),
             record.inputs,

@@ -15,8 +15,9 @@
   when all of them are written are they renamed over the old ones (and put back if a
   rename fails half-way), so a failed or interrupted build never leaves a half-written
   ``.apkg``, a mix of old and new packages, or a temporary file.
-- Parallel: a large build writes the all-decks package and the per-collection packages
-  (the same notes twice) in two processes.
+- Written once: every note goes through genanki once, into one temporary database
+  (:class:`NoteStore`, fed as the cards are rendered), and each package's database is cut
+  from it with SQL and streamed into its zip, so memory does not grow with the corpus.
 """
 
 from __future__ import annotations
@@ -25,11 +26,9 @@ import hashlib
 import html
 import itertools
 import json
-import multiprocessing
 import os
 import secrets
 import shutil
-import signal
 import sqlite3
 import tempfile
 import unicodedata
@@ -40,11 +39,12 @@ from functools import lru_cache
 from pathlib import Path
 
 import genanki
+from genanki.apkg_schema import APKG_SCHEMA
 
 from deckbuild import __version__
 from deckbuild.cache import code_version, content_key
 from deckbuild.errors import PackageError
-from deckbuild.model import CodeOutput, Kind, Media, RenderedCard, Stamps
+from deckbuild.model import Card, CodeOutput, Kind, Media, RenderedCard, Stamps
 from deckbuild.notetypes import NOTE_TYPES, NoteTypeSpec
 
 GUID_NAMESPACE = "deckbuild"  # deck IDs; and the shipped corpus pins it as its GUID namespace
@@ -57,7 +57,7 @@ class PackagePlan:
     belongs to this package)."""
 
     filename: str
-    cards: tuple[RenderedCard, ...]
+    cards: tuple[Card, ...]
     roots: tuple[str, ...] = ()
 
 
@@ -113,7 +113,7 @@ def slug(name: str) -> str:
     return result
 
 
-def plan_packages(cards: list[RenderedCard]) -> list[PackagePlan]:
+def plan_packages(cards: list[Card]) -> list[PackagePlan]:
     """Plan one package with every deck plus one per top-level collection.
 
     A collection is a deck path's first two components (``Top::Collection``); with a single
@@ -123,15 +123,15 @@ def plan_packages(cards: list[RenderedCard]) -> list[PackagePlan]:
     appended. Raises :class:`PackageError`, naming both decks and a card of each, if two
     names still collide.
     """
-    tops = sorted({c.card.deck.split("::")[0] for c in cards})
+    tops = sorted({c.deck.split("::")[0] for c in cards})
     everything = tops[0] if len(tops) == 1 else "all"
-    collections: dict[str, list[RenderedCard]] = {}
+    collections: dict[str, list[Card]] = {}
     for card in cards:
-        parts = card.card.deck.split("::")
+        parts = card.deck.split("::")
         if len(parts) > 1:
             collections.setdefault("::".join(parts[:2]), []).append(card)
     named = [(everything, tuple(cards), tuple(tops)), *((name, tuple(members), (name,)) for name, members in sorted(collections.items()))]
-    taken: dict[str, tuple[str, RenderedCard]] = {}
+    taken: dict[str, tuple[str, Card]] = {}
     plans = []
     for deck, members, roots in named:
         filename = f"{slug(deck)}.apkg"
@@ -140,15 +140,16 @@ def plan_packages(cards: list[RenderedCard]) -> list[PackagePlan]:
         if filename in taken:
             other, card = taken[filename]
             raise PackageError(
-                f"decks '{other}' (at {card.card.location}) and '{deck}' would both be written to {filename}; rename one",
-                members[0].card.location,
+                f"decks '{other}' (at {card.location}) and '{deck}' would both be written to {filename}; rename one",
+                members[0].location,
             )
         taken[filename] = (deck, members[0])
         plans.append(PackagePlan(filename, members, roots))
     return plans
 
 
-def _fields(rendered: RenderedCard, output: CodeOutput | None) -> list[str]:
+def note_fields(rendered: RenderedCard, output: CodeOutput | None) -> list[str]:
+    """Return the note's field values (HTML) in the order of its note type's fields."""
     card = rendered.card
     source = html.escape(", ".join(card.source))
     if card.kind is Kind.QA:
@@ -162,10 +163,9 @@ def _fields(rendered: RenderedCard, output: CodeOutput | None) -> list[str]:
     return [card.id, rendered.question, code, rendered.code_html, baked, rendered.answer, source]
 
 
-def note_digest(rendered: RenderedCard, output: CodeOutput | None) -> str:
-    """Return the hex digest of a note's content: note type, deck, tags and fields."""
-    card = rendered.card
-    return content_key(str(NOTE_TYPES[card.kind].id), card.deck, " ".join(card.tags), *_fields(rendered, output))
+def note_digest(card: Card, fields: list[str]) -> str:
+    """Return the hex digest of a note's content: note type, deck, tags and ``fields``."""
+    return content_key(str(NOTE_TYPES[card.kind].id), card.deck, " ".join(card.tags), *fields)
 
 
 def _parents(deck: str) -> list[str]:
@@ -197,45 +197,63 @@ class _Model(genanki.Model):
         return super().to_json(self.mod, deck_id)
 
 
-def build_package(
-    cards: tuple[RenderedCard, ...], outputs: dict[str, CodeOutput], stamps: Stamps, namespace: str | None = None
-) -> genanki.Package:
-    """Return the genanki package for ``cards``, with every parent deck present, each note
-    and note type carrying its time from ``stamps``.
+class NoteStore:
+    """Every note of a build, written once by genanki into a temporary database; packages
+    are then cut from it with SQL (:func:`write_packages`), so no note is built twice and
+    no package is ever held in memory whole.
 
-    ``namespace`` is the configured GUID namespace (``None``: the default, see :func:`card_namespace`).
+    The database is a hidden file in the output folder, removed by :meth:`close` (use the
+    store as a context manager). ``notetype_mods`` gives each note type's time (note type
+    ID → epoch seconds); ``first_id`` the first note and card ID (milliseconds since the
+    epoch, as Anki's IDs are). Raises :class:`PackageError` if the folder cannot be written.
     """
-    decks: dict[str, genanki.Deck] = {}
-    for rendered in cards:
-        for name in _parents(rendered.card.deck):
-            if name not in decks:
-                decks[name] = genanki.Deck(deck_id(name), name)
-    models = {kind: _Model(spec, stamps.notetypes[spec.id]) for kind, spec in NOTE_TYPES.items()}
-    for rendered in cards:
-        card = rendered.card
-        note = _Note(
-            stamps.notes[card.id],
-            model=models[card.kind],
-            fields=_fields(rendered, outputs.get(card.id)),
-            tags=list(card.tags),
-            guid=note_guid(card.id, card_namespace(card.deck, namespace)),
-        )
-        decks[card.deck].add_note(note)
-    return genanki.Package([decks[name] for name in sorted(decks)])
+
+    def __init__(self, out_dir: Path, notetype_mods: dict[int, int], first_id: int, namespace: str | None = None):
+        self._made = None if out_dir.exists() else out_dir  # a failed build leaves no new folder
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise PackageError(f"cannot write {out_dir}: {exc.strerror or exc}") from None
+        self.path = _reserve(out_dir / "notes", ".anki2.tmp")
+        self.models = {kind: _Model(spec, notetype_mods[spec.id]) for kind, spec in NOTE_TYPES.items()}
+        self.namespace = namespace
+        self.first_id = first_id
+        self._ids = itertools.count(first_id)
+        self._db = sqlite3.connect(self.path)
+        self._db.executescript("pragma journal_mode = off; pragma synchronous = off;" + APKG_SCHEMA)
+        self._cursor = self._db.cursor()
+
+    def add(self, card: Card, fields: list[str], mod: int) -> None:
+        """Write one note (and its cards) with modification time ``mod`` (epoch seconds)."""
+        note = _Note(mod, model=self.models[card.kind], fields=fields, tags=list(card.tags), guid=note_guid(card.id, card_namespace(card.deck, self.namespace)))
+        note.write_to_db(self._cursor, mod, deck_id(card.deck), self._ids)
+
+    def close(self) -> None:
+        """Close and remove the database (and the output folder, if it made it and it stayed empty)."""
+        self._db.close()
+        self.path.unlink(missing_ok=True)
+        if self._made is not None:
+            try:
+                self._made.rmdir()
+            except OSError:
+                pass
+
+    def __enter__(self) -> "NoteStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
-PARALLEL_NOTES = 4000  # notes in a build before a second writer process pays for itself
-
-
-def package_media(cards: tuple[RenderedCard, ...], outputs: dict[str, CodeOutput], shared: tuple[Media, ...] = ()) -> list[Media]:
+def package_media(cards: tuple[Card, ...], media: dict[str, tuple[Media, ...]], shared: tuple[Media, ...] = ()) -> list[Media]:
     """Return the media one package carries: ``shared`` (every package's, e.g. the math font),
-    then each card's and each code output's files, in card order, each name once.
+    then each card's files (``media``: card id → its fields' and code output's files), in
+    card order, each name once.
     """
     found: dict[str, Media] = {m.name: m for m in shared}
-    for rendered in cards:
-        output = outputs.get(rendered.card.id)
-        for media in (*rendered.media, *(output.media if output else ())):
-            found.setdefault(media.name, media)
+    for card in cards:
+        for file in media.get(card.id, ()):
+            found.setdefault(file.name, file)
     return list(found.values())
 
 
@@ -253,7 +271,7 @@ def package_digest(plan: PackagePlan, stamps: Stamps, media: tuple[Media, ...] =
     """
     parts = [PACKAGE_VERSION, plan.filename, str(namespace), *plan.roots, *(m.name for m in media)]
     parts += [f"{spec.id}:{stamps.notetypes[spec.id]}" for spec in NOTE_TYPES.values()]
-    parts += [f"{r.card.id}:{stamps.notes[r.card.id]}" for r in plan.cards]
+    parts += [f"{c.id}:{stamps.notes[c.id]}" for c in plan.cards]
     return content_key(*parts)
 
 
@@ -264,7 +282,7 @@ def manifest(plan: PackagePlan, built: int, namespace: str | None = None) -> Med
     docs/format.md. ``built`` (epoch seconds) grows with every build that changes the package;
     ``namespace`` is the configured GUID namespace, as for :func:`build_package`.
     """
-    decks = sorted({name for r in plan.cards for name in _parents(r.card.deck)})
+    decks = sorted({name for c in plan.cards for name in _parents(c.deck)})
     document = {
         "format": MANIFEST_FORMAT,
         "generator": f"deckbuild {__version__}",
@@ -275,14 +293,14 @@ def manifest(plan: PackagePlan, built: int, namespace: str | None = None) -> Med
         "notetypes": [{"id": spec.id, "name": spec.name} for spec in NOTE_TYPES.values()],
         "notes": [
             {
-                "guid": note_guid(r.card.id, card_namespace(r.card.deck, namespace)),
-                "id": r.card.id,
-                "deck": r.card.deck,
-                "notetype": NOTE_TYPES[r.card.kind].id,
-                "tags": list(r.card.tags),
-                "cards": r.card.card_count(),
+                "guid": note_guid(c.id, card_namespace(c.deck, namespace)),
+                "id": c.id,
+                "deck": c.deck,
+                "notetype": NOTE_TYPES[c.kind].id,
+                "tags": list(c.tags),
+                "cards": c.card_count(),
             }
-            for r in plan.cards
+            for c in plan.cards
         ],
     }
     data = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
@@ -291,47 +309,81 @@ def manifest(plan: PackagePlan, built: int, namespace: str | None = None) -> Med
 
 def write_packages(
     plans: list[PackagePlan],
-    outputs: dict[str, CodeOutput],
+    store: NoteStore,
     out_dir: Path,
-    stamps: Stamps,
-    media: tuple[Media, ...] = (),
-    namespace: str | None = None,
+    built: dict[str, int],
+    media: dict[str, tuple[Media, ...]],
+    shared: tuple[Media, ...] = (),
 ) -> list[Path]:
-    """Write every planned package into ``out_dir``; return their paths.
+    """Write every planned package into ``out_dir``, its notes taken from ``store``; return their paths.
 
-    ``stamps`` gives every note, note type and package its modification time. ``media``
-    goes into every package, besides the files its own cards reference (see
-    :func:`package_media`) and its :func:`manifest`; ``namespace`` is the configured GUID
-    namespace. All or nothing: every target is checked before anything is
-    written (a folder in the way is an error), each package is written to a temporary file
-    beside its target, and only when all are written are they renamed over the old ones;
-    if a rename fails half-way the previous files are put back. Raises
-    :class:`PackageError` if any package cannot be written; then, as after an interrupt
-    (``KeyboardInterrupt``), no file in ``out_dir`` has changed and no temporary file is left.
+    ``built`` gives each package (by file name) its build time (epoch seconds); ``media``
+    each card's files and ``shared`` the files every package carries (see
+    :func:`package_media`), besides its :func:`manifest`. All or nothing: every target is
+    checked before anything is written (a folder in the way is an error), each package is
+    written to a temporary file beside its target, and only when all are written are they
+    renamed over the old ones; if a rename fails half-way the previous files are put back.
+    Raises :class:`PackageError` if any package cannot be written; then, as after an
+    interrupt (``KeyboardInterrupt``), no file in ``out_dir`` has changed and no temporary
+    file is left.
     """
     targets = [out_dir / plan.filename for plan in plans]
     for target in targets:
         if target.is_dir() and not target.is_symlink():
             raise PackageError(f"cannot write {target}: a folder is in the way")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise PackageError(f"cannot write {out_dir}: {exc.strerror or exc}") from None
+    store._db.commit()
     temps: list[Path] = []
     try:
-        for target in targets:
+        for plan, target in zip(plans, targets):
             temps.append(_reserve(target, ".tmp"))
-        jobs = [(plan, temp, target) for plan, temp, target in zip(plans, temps, targets)]
-        notes = sum(len(plan.cards) for plan in plans)
-        if notes >= PARALLEL_NOTES and len(jobs) > 1 and "fork" in multiprocessing.get_all_start_methods():
-            _write_in_two_processes(jobs[:1], jobs[1:], outputs, stamps, media, namespace)
-        else:
-            _write_jobs(jobs, outputs, stamps, media, namespace)
-        _replace_all(list(zip(temps, targets)))
+            temps.append(_reserve(target, ".anki2.tmp"))
+            files = [*package_media(plan.cards, media, shared), manifest(plan, built[plan.filename], store.namespace)]
+            try:
+                _cut(plan, store, temps[-1], built[plan.filename])
+                write_package(temps[-1], temps[-2], built[plan.filename], files)
+            except PackageError as error:
+                raise PackageError(error.message.replace(str(temps[-2]), str(target)), error.location) from None
+            temps[-1].unlink()
+        _replace_all([(temp, target) for temp, target in zip(temps[::2], targets)])
     finally:
         for temp in temps:
             temp.unlink(missing_ok=True)
     return targets
+
+
+def _cut(plan: PackagePlan, store: NoteStore, path: Path, built: int) -> None:
+    """Write ``plan``'s collection database into ``path``: its decks and note types (by
+    genanki), then its notes and cards copied from ``store``'s database."""
+    names = sorted({name for card in plan.cards for name in _parents(card.deck)})
+    decks = [genanki.Deck(deck_id(name), name) for name in names]
+    for kind in dict.fromkeys(card.kind for card in plan.cards):
+        decks[0].add_model(store.models[kind])
+    holding = sorted({deck_id(card.deck) for card in plan.cards})
+    try:
+        db = sqlite3.connect(path)
+        try:
+            db.executescript("pragma journal_mode = off; pragma synchronous = off;")
+            genanki.Package(decks).write_to_db(db.cursor(), built, itertools.count(built * 1000))
+            db.execute("attach database ? as store", (str(store.path),))
+            # IDs start at the package's build time, as genanki numbers them: an unchanged package is byte-identical.
+            shift = built * 1000 - store.first_id
+            marks = ",".join("?" * len(holding))
+            db.execute(
+                f"insert into notes select id + ?, guid, mid, mod, usn, tags, flds, sfld, csum, flags, data from store.notes "
+                f"where id in (select nid from store.cards where did in ({marks})) order by id",
+                [shift, *holding],
+            )
+            db.execute(
+                "insert into cards select id + ?, nid + ?, did, ord, mod, usn, type, queue, due, ivl, factor, reps, lapses, left, odue, odid, flags, data "
+                f"from store.cards where did in ({marks}) order by id",
+                [shift, shift, *holding],
+            )
+            db.commit()
+            db.execute("detach database store")
+        finally:
+            db.close()
+    except (OSError, sqlite3.Error) as exc:
+        raise PackageError(f"cannot write {path}: {exc}") from None
 
 
 def _reserve(target: Path, suffix: str) -> Path:
@@ -342,57 +394,6 @@ def _reserve(target: Path, suffix: str) -> Path:
         raise PackageError(f"cannot write {target}: {exc.strerror or exc}") from None
     os.close(handle)
     return Path(name)
-
-
-def _write_jobs(jobs, outputs: dict[str, CodeOutput], stamps: Stamps, media: tuple[Media, ...], namespace: str | None) -> None:
-    """Write each ``(plan, temp, target)`` job's package into its reserved temporary file."""
-    for plan, temp, target in jobs:
-        built = stamps.built[plan.filename]
-        package = build_package(plan.cards, outputs, stamps, namespace)
-        files = [*package_media(plan.cards, outputs, media), manifest(plan, built, namespace)]
-        try:
-            write_package(package, temp, built, files)
-        except PackageError as error:
-            raise PackageError(error.message.replace(str(temp), str(target)), error.location) from None
-
-
-def _write_in_two_processes(mine, theirs, outputs, stamps, media, namespace) -> None:
-    """Write ``theirs`` in a forked child while this process writes ``mine``.
-
-    The child ignores SIGINT: an interrupt reaches this process, which kills the child and
-    (through its caller) removes every temporary file, whose names it chose itself.
-    """
-    context = multiprocessing.get_context("fork")
-    receive, send = context.Pipe(duplex=False)
-    child = context.Process(target=_child_writes, args=(theirs, outputs, stamps, media, namespace, send), daemon=True)
-    child.start()
-    send.close()
-    try:
-        _write_jobs(mine, outputs, stamps, media, namespace)
-        try:
-            message = receive.recv()
-        except EOFError:
-            message = "the second writer process died"
-        child.join()
-        if message is not None:
-            raise PackageError(message)
-    finally:
-        receive.close()
-        if child.is_alive():
-            child.kill()
-            child.join()
-
-
-def _child_writes(jobs, outputs, stamps, media, namespace, send) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    try:
-        _write_jobs(jobs, outputs, stamps, media, namespace)
-        send.send(None)
-    except PackageError as error:
-        send.send(error.message)
-    except Exception as error:  # a bug: report it, the parent fails the build
-        send.send(f"writing packages failed: {error!r}")
 
 
 def _replace_all(pairs: list[tuple[Path, Path]]) -> None:
@@ -432,39 +433,35 @@ def _replace_all(pairs: list[tuple[Path, Path]]) -> None:
                 backup.unlink(missing_ok=True)
 
 
-def write_package(package: genanki.Package, path: Path, timestamp: int, media: list[Media] | tuple[Media, ...] = ()) -> Path:
-    """Write ``package`` reproducibly into the existing file ``path``; return ``path``.
+def write_package(database: Path, path: Path, timestamp: int, media: list[Media] | tuple[Media, ...] = ()) -> Path:
+    """Zip the collection ``database`` and ``media`` reproducibly into the existing file ``path``; return ``path``.
 
     :func:`write_packages` reserves ``path`` (a hidden temporary file beside the target)
     and renames it; the file is opened without being created, so a file already removed by
-    an interrupted build is not written again. The collection database is built in memory
-    (nothing in ``$TMPDIR``). ``timestamp`` (seconds since the epoch) becomes the
-    collection's and decks' modification time, the start of the note and card ids, and the
-    zip entries' date (notes and note types built by :func:`build_package` carry their own
-    times). ``media`` become the package's media files: zip entries ``0``, ``1``, ... and
-    the ``media`` map from those numbers to names (Anki's legacy package layout, which every
+    an interrupted build is not written again. The database is streamed from its file, never
+    held in memory. ``timestamp`` (seconds since the epoch) is the zip entries' date.
+    ``media`` become the package's media files: zip entries ``0``, ``1``, ... and the
+    ``media`` map from those numbers to names (Anki's legacy package layout, which every
     client imports). Raises :class:`PackageError` if the file cannot be written.
     """
-    connection = sqlite3.connect(":memory:")
-    try:
-        package.write_to_db(connection.cursor(), timestamp, itertools.count(timestamp * 1000))
-        connection.commit()
-        database = connection.serialize()
-    finally:
-        connection.close()
     date = time.gmtime(max(timestamp, 315532800))[:6]  # zip dates start in 1980
+
+    def entry(name: str) -> zipfile.ZipInfo:
+        info = zipfile.ZipInfo(name, date_time=date)
+        info.compress_type = zipfile.ZIP_DEFLATED
+        info._compresslevel = 1  # writestr(ZipInfo) ignores the archive's level before Python 3.13
+        info.external_attr = 0o644 << 16
+        return info
+
     try:
         with os.fdopen(os.open(path, os.O_WRONLY | os.O_TRUNC), "wb") as handle:
             # Level 1: a tenth of the default level's time, and the file stays about 4x smaller than stored.
             with zipfile.ZipFile(handle, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+                with open(database, "rb") as source, archive.open(entry("collection.anki2"), "w", force_zip64=True) as sink:
+                    shutil.copyfileobj(source, sink, 1 << 20)
                 index = json.dumps({str(i): m.name for i, m in enumerate(media)}).encode()
-                entries = [("collection.anki2", database), *((str(i), m.data) for i, m in enumerate(media)), ("media", index)]
-                for name, data in entries:
-                    info = zipfile.ZipInfo(name, date_time=date)
-                    info.compress_type = zipfile.ZIP_DEFLATED
-                    info._compresslevel = 1  # writestr(ZipInfo) ignores the archive's level before Python 3.13
-                    info.external_attr = 0o644 << 16
-                    archive.writestr(info, data)
+                for name, data in [*((str(i), m.data) for i, m in enumerate(media)), ("media", index)]:
+                    archive.writestr(entry(name), data)
         os.chmod(path, 0o644)
     except OSError as exc:
         raise PackageError(f"cannot write {path}: {exc.strerror or exc}") from None
