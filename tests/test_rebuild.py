@@ -281,7 +281,7 @@ def test_a_crafted_record_counts_as_no_record(project, tmp_path, collection, mon
     db = sqlite3.connect(tmp_path / "cache" / "cache.sqlite")
     with db:
         (value,) = db.execute("select value from entries where ns = 'history'").fetchone()
-        crafted = value.replace('one ', 'one x ', 1)  # a line with five fields
+        crafted = value.replace('one ', 'one x ', 1)  # a line with seven fields
         assert crafted != value
         db.execute("update entries set value = ? where ns = 'history'", (crafted,))
     db.close()
