@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 SOURCES ?= cards
 OUT    ?= dist
 
-.PHONY: all build check test addon bench clean distclean setup
+.PHONY: all build check test addon bench coverage mutation clean distclean setup
 
 all: build
 
@@ -37,8 +37,26 @@ addon: $(VENV)/.installed
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/bench.py
 
+# Tools for coverage and mutation runs (outside CI).
+$(VENV)/.installed-dev: $(VENV)/.installed-test
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test,dev]"
+	touch $@
+
+# Line coverage of src/ and addon/, including subprocesses and the real Anki process (docs/testing.md).
+coverage: $(VENV)/.installed-dev
+	rm -rf .coverage-data && mkdir -p .coverage-data
+	$(BIN)/python -m coverage run -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m coverage combine -q
+	$(BIN)/python -m coverage report --sort=cover
+
+# Mutation run over the modules whose invariants matter (slow: not part of CI; see docs/testing.md).
+mutation: $(VENV)/.installed-dev
+	$(BIN)/mutmut run || true
+	$(BIN)/mutmut results > docs/mutation-results.txt || true
+	$(BIN)/python -c "import sys; print(open('docs/mutation-results.txt').read()[-2000:])"
+
 clean:
-	rm -rf $(OUT) .deckbuild-cache .pytest_cache .hypothesis
+	rm -rf $(OUT) .deckbuild-cache .pytest_cache .hypothesis .coverage-data mutants
 	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +
 
 distclean: clean
