@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 SOURCES ?= cards
 OUT    ?= dist
 
-.PHONY: all build check test addon bench coverage mutation clean distclean setup
+.PHONY: all build check test addon bench coverage mutation clean distclean setup vendor-temml vendor-font
 
 all: build
 
@@ -54,6 +54,16 @@ mutation: $(VENV)/.installed-dev
 	$(BIN)/mutmut run || true
 	$(BIN)/mutmut results > docs/mutation-results.txt || true
 	$(BIN)/python -c "import sys; print(open('docs/mutation-results.txt').read()[-2000:])"
+
+# Refresh the vendored math files in src/deckbuild/vendor/ (committed; not run by a build).
+# vendor-temml: Temml's temml.min.js, its CSS, Temml.woff2 and LICENSE from the npm registry (needs npm).
+# vendor-font: Latin Modern Math as WOFF2 from Debian's fonts-lmodern (apt-get install fonts-lmodern).
+vendor-temml: $(VENV)/.installed
+	$(BIN)/python tools/vendor_math.py temml
+
+vendor-font: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[vendor]"
+	$(BIN)/python tools/vendor_math.py font
 
 clean:
 	rm -rf $(OUT) .deckbuild-cache .pytest_cache .hypothesis .coverage-data mutants

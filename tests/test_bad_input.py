@@ -73,18 +73,6 @@ CASES = [
      ["{root}/a.yaml:3:19: error: file is not UTF-8 (byte 0xe9)"]),
     ("duplicate-id-across-files", {"a.yaml": "deck: D\ncards:\n  - {id: x, q: Q, a: A}\n", "b/c.yaml": "deck: D\ncards:\n  - {id: x, q: R, a: B}\n"},
      ["{root}/b/c.yaml:3:5: error: duplicate id 'x' (first used at {root}/a.yaml:3:5)"]),
-    ("latex-unknown-command", {"a.yaml": "deck: D\ncards:\n  - id: x\n    q: Q\n    a: |\n      first line\n      see $\\foo + 1$ here\n"},
-     ["{root}/a.yaml:7:11: error: bad LaTeX in $\\foo + 1$: unknown control sequence \\foo"]),
-    ("latex-unbalanced", {"a.yaml": "deck: D\ncards:\n  - id: x\n    q: |\n      $x^{2$\n    a: A\n"},
-     ["{root}/a.yaml:5:7: error: bad LaTeX in $x^{2$: unbalanced braces: 1 '{' not closed"]),
-    ("latex-missing-argument", {"a.yaml": "deck: D\ncards:\n  - id: x\n    q: Q\n    a: |\n      $$\\frac{a}$$\n"},
-     ["{root}/a.yaml:6:7: error: bad LaTeX in $$\\frac{a}$$: missing argument: \\frac needs 2"]),
-    ("latex-unclosed-environment", {"a.yaml": "deck: D\ncards:\n  - id: x\n    q: Q\n    a: |\n      \\[\\begin{pmatrix} 1 & 2 \\]\n"},
-     ["{root}/a.yaml:6:7: error: bad LaTeX in \\[\\begin{pmatrix} 1 & 2 \\]: unclosed environment \\begin{pmatrix}"]),
-    ("latex-unclosed-text", {"a.yaml": "deck: D\ncards:\n  - id: x\n    q: Q\n    a: |\n      \\(\\text{x\\)\n"},
-     ["{root}/a.yaml:6:7: error: bad LaTeX in \\(\\text{x\\): unbalanced braces: 1 '{' not closed"]),
-    ("latex-dangling-superscript", {"a.yaml": "deck: D\ncards:\n  - id: x\n    q: Q\n    a: |\n      $x^$ and more\n"},
-     ["{root}/a.yaml:6:7: error: bad LaTeX in $x^$: cannot convert (MissingSuperScriptOrSubscriptError)"]),
     ("markdown-no-front-matter", {"a.md": "## Q\nid: x\n\nA\n"},
      ["{root}/a.md:1: error: a Markdown card file must start with YAML front matter ('---')"]),
     ("markdown-unclosed-front-matter", {"a.md": "---\ndeck: D\n## Q\n"},
@@ -128,6 +116,49 @@ def test_bad_input_is_reported_exactly(name, files, expected, tmp_path, capsys, 
     assert _tree_digest(previous_dist) == before
 
 
+# The bad-TeX suite every math engine passes: (name, card text with the formula on line 6 or 7,
+# "line:col" of the formula, the formula as written, and each engine's message).
+LATEX_CASES = [
+    ("unknown-command", "    a: |\n      first line\n      see $\\foo + 1$ here\n", "7:11", "$\\foo + 1$",
+     {"temml": "Unsupported function name: \\foo (character 1 of the formula)", "latex2mathml": "unknown control sequence \\foo"}),
+    ("unbalanced", "    a: |\n      $x^{2$\n", "6:7", "$x^{2$",
+     {"temml": "Expected '}', got 'EOF' (character 5 of the formula)", "latex2mathml": "unbalanced braces: 1 '{' not closed"}),
+    ("missing-argument", "    a: |\n      $$\\frac{a}$$\n", "6:7", "$$\\frac{a}$$",
+     {"temml": "Unexpected end of input in a macro argument, expected '}' (character 9 of the formula)",
+      "latex2mathml": "missing argument: \\frac needs 2"}),
+    ("unclosed-environment", "    a: |\n      \\[\\begin{pmatrix} 1 & 2 \\]\n", "6:7", "\\[\\begin{pmatrix} 1 & 2 \\]",
+     {"temml": "Expected & or \\\\ or \\cr or \\end (character 23 of the formula)", "latex2mathml": "unclosed environment \\begin{pmatrix}"}),
+    ("unclosed-text", "    a: |\n      \\(\\text{x\\)\n", "6:7", "\\(\\text{x\\)",
+     {"temml": "Unexpected end of input in a macro argument, expected '}' (character 8 of the formula)",
+      "latex2mathml": "unbalanced braces: 1 '{' not closed"}),
+    # Temml throws an internal TypeError without a position here: still reported at the formula.
+    ("dangling-superscript", "    a: |\n      $x^$ and more\n", "6:7", "$x^$",
+     {"temml": "cannot convert (internal TypeError: Cannot read properties of null (reading 'type')); look for a missing argument",
+      "latex2mathml": "cannot convert (MissingSuperScriptOrSubscriptError)"}),
+    ("stray-ampersand", "    a: |\n      say $a & b$\n", "6:11", "$a & b$",
+     {"temml": "Expected 'EOF', got '&' (character 3 of the formula)",
+      "latex2mathml": "'&' outside a matrix environment (use pmatrix, bmatrix or cases)"}),
+    ("link", "    a: |\n      $\\href{https://example.org}{x}$\n", "6:7", "$\\href{https://example.org}{x}$",
+     {"temml": "Unsupported function name: \\href (character 1 of the formula)", "latex2mathml": "\\href is not allowed"}),
+    ("endless-macro", "    a: |\n      $\\def\\a{\\a\\a}\\a$\n", "6:7", "$\\def\\a{\\a\\a}\\a$",
+     {"temml": "Too many expansions: infinite loop or need to increase maxExpand setting",
+      "latex2mathml": "cannot convert (RecursionError: Maximum macro expansion depth (100) exceeded)"}),
+]
+
+
+@pytest.mark.parametrize("engine", ["temml", "latex2mathml"])
+@pytest.mark.parametrize("name, text, where, formula, messages", LATEX_CASES, ids=[c[0] for c in LATEX_CASES])
+def test_bad_latex_is_reported_at_the_formula(engine, name, text, where, formula, messages, tmp_path, capsys, previous_dist):
+    root = write_files(tmp_path / "cards", {"a.yaml": "deck: D\ncards:\n  - id: x\n    q: Q\n" + text})
+    before = _tree_digest(previous_dist)
+    status = run_cli("build", root, "--out", previous_dist, "--quiet", "--math", engine, "--cache-dir", tmp_path / "cache")
+    err = capsys.readouterr().err
+    assert status == 1 and "Traceback" not in err
+    lines = [line for line in err.splitlines() if not line.startswith("deckbuild: ")]
+    assert lines == [f"{root}/a.yaml:{where}: error: bad LaTeX in {formula}: {messages[engine]}"]
+    assert _tree_digest(previous_dist) == before
+
+
 def test_every_problem_in_every_file_is_reported(tmp_path, capsys):
     root = write_files(
         tmp_path / "cards",
@@ -140,7 +171,7 @@ def test_every_problem_in_every_file_is_reported(tmp_path, capsys):
     err = capsys.readouterr().err.splitlines()
     assert err == [
         f"{root}/a.yaml:3:5: error: card 'x' is missing 'a'",
-        f"{root}/a.yaml:6:8: error: bad LaTeX in $\\foo$: unknown control sequence \\foo",
+        f"{root}/a.yaml:6:8: error: bad LaTeX in $\\foo$: Unsupported function name: \\foo (character 1 of the formula)",
         f"{root}/b.yaml:1:7: error: deck name 'A::' has an empty component",
         "deckbuild: check failed: 3 error(s), 0 warning(s); nothing written",
     ]

@@ -7,8 +7,8 @@ import pytest
 from deckbuild.latex import LatexProblem, to_mathml
 from deckbuild.render import highlight_code, render_markdown
 
-X = '<math xmlns="http://www.w3.org/1998/Math/MathML" display="inline"><semantics><mrow><mi>x</mi></mrow><annotation encoding="application/x-tex">x</annotation></semantics></math>'
-X_BLOCK = X.replace('display="inline"', 'display="block"')
+X = '<math data-tex="x"><mi>x</mi></math>'
+X_BLOCK = '<math data-tex="x" display="block" class="tml-display" style="display:block math;"><mi>x</mi></math>'
 
 
 @pytest.mark.parametrize(
@@ -39,7 +39,7 @@ def test_markdown_renders(source, html):
 def test_formula_may_end_in_an_escaped_character(source, tex):
     rendered = render_markdown(source)
     assert rendered.problems == () and rendered.formulas == 1
-    assert f'<annotation encoding="application/x-tex">{tex}</annotation>' in rendered.html
+    assert f'data-tex="{tex}"' in rendered.html
 
 
 @pytest.mark.parametrize(
@@ -78,18 +78,29 @@ def test_counts_formulas():
 
 def test_bad_formula_is_reported_with_its_offset():
     rendered = render_markdown("ok $x$ then $\\nope$")
-    assert rendered.problems == ((12, "$\\nope$", "unknown control sequence \\nope"),)
+    assert rendered.problems == ((12, "$\\nope$", "Unsupported function name: \\nope (character 1 of the formula)"),)
+
+
+def test_latex2mathml_engine_renders_the_same_text():
+    rendered = render_markdown("ok $x$ then $\\nope$", math="latex2mathml")
+    assert rendered.formulas == 1 and rendered.problems == ((12, "$\\nope$", "unknown control sequence \\nope"),)
+    assert '<math data-tex="x" xmlns="http://www.w3.org/1998/Math/MathML" display="inline">' in rendered.html
 
 
 def test_standard_operator_missing_from_latex2mathml_converts():
-    mathml = to_mathml("\\arg\\max_x f", display=False)
-    assert "<mo>arg</mo>" in mathml and "\\arg\\max_x f</annotation>" in mathml
+    mathml = to_mathml("\\arg\\max_x f", display=False, engine_name="latex2mathml")
+    assert "<mo>arg</mo>" in mathml and 'data-tex="\\arg\\max_x f"' in mathml
 
 
-def test_mathml_keeps_tex_for_mathjax_fallback():
-    assert to_mathml("a < b", display=False).endswith(
-        '<annotation encoding="application/x-tex">a &lt; b</annotation></semantics></math>'
-    )
+@pytest.mark.parametrize("engine", ["temml", "latex2mathml"])
+def test_mathml_keeps_tex_for_mathjax_fallback_in_an_attribute(engine):
+    mathml = to_mathml('a < b "c"', display=False, engine_name=engine)
+    assert mathml.startswith('<math data-tex="a &lt; b &quot;c&quot;"') and "<annotation" not in mathml
+
+
+def test_unknown_engine_is_refused():
+    with pytest.raises(ValueError, match="unknown math engine 'mathjax'"):
+        to_mathml("x", display=False, engine_name="mathjax")
 
 
 @pytest.mark.parametrize(
@@ -109,7 +120,7 @@ def test_mathml_keeps_tex_for_mathjax_fallback():
 )
 def test_bad_latex(tex, message):
     with pytest.raises(LatexProblem) as raised:
-        to_mathml(tex, display=False)
+        to_mathml(tex, display=False, engine_name="latex2mathml")
     assert str(raised.value) == message
 
 

@@ -22,6 +22,7 @@ from deckbuild.cache import Cache, content_key
 from deckbuild.errors import BuildFailed, Diagnostic, PackageError, Severity
 from deckbuild.execute import ExecuteStats, execute, interpreter_versions
 from deckbuild.history import PackageRecord, Record, next_mod
+from deckbuild.latex import DEFAULT_ENGINE, engine
 from deckbuild.load import fingerprint, load
 from deckbuild.model import BuildReport, Card, CodeOutput, Media, Stamps
 from deckbuild.notetypes import NOTE_TYPES
@@ -40,6 +41,7 @@ class BuildOptions:
     ``timestamp`` (seconds since the epoch) overrides :func:`build_timestamp`.
     ``guid_namespace`` is the project's GUID namespace (``None``: derived from each card's
     top-level deck, see :func:`deckbuild.package.card_namespace`).
+    ``math`` names the TeX → MathML engine: ``"temml"`` (default) or ``"latex2mathml"``.
     """
 
     sources: tuple[Path, ...] = (Path("cards"),)
@@ -51,6 +53,7 @@ class BuildOptions:
     progress: bool | None = None
     timestamp: int | None = None
     guid_namespace: str | None = None
+    math: str = DEFAULT_ENGINE
 
 
 @dataclass(frozen=True)
@@ -116,7 +119,7 @@ def build(options: BuildOptions) -> BuildResult:
         base = (options.timestamp if options.timestamp is not None else build_timestamp()) if writing else 0
         notetypes = {spec.id: next_mod(previous.notetypes.get(spec.id), spec.digest(), base) for spec in NOTE_TYPES.values()}
         with NoteStore(options.out_dir, notetypes, base * 1000, options.guid_namespace) if writing else nullcontext() as store:
-            notes = _render_notes(loaded.cards, outputs, cache, store, previous, base)
+            notes = _render_notes(loaded.cards, outputs, cache, store, previous, base, options.math)
             problems += notes.problems + import_rule_warnings(loaded.cards, previous)
             problems.sort(key=lambda d: (d.location is None, d.location or 0))
             report = BuildReport(
@@ -157,12 +160,14 @@ class _Notes:
     media: dict[str, tuple[Media, ...]]
 
 
-def _render_notes(cards: list[Card], outputs: dict[str, CodeOutput], cache: Cache | None, store: NoteStore | None, previous: Record, base: int) -> _Notes:
+def _render_notes(
+    cards: list[Card], outputs: dict[str, CodeOutput], cache: Cache | None, store: NoteStore | None, previous: Record, base: int, math: str
+) -> _Notes:
     """Render ``cards`` batch by batch; stamp each note against the previous build and add it to ``store`` (if any)."""
     result = _Notes([], 0, {}, {}, {})
     formulas = 0
     for start in range(0, len(cards), RENDER_BATCH):
-        rendered, problems = render(cards[start : start + RENDER_BATCH], cache)
+        rendered, problems = render(cards[start : start + RENDER_BATCH], cache, math)
         result.problems.extend(problems)
         for note in rendered:
             formulas += note.formulas
@@ -285,8 +290,9 @@ def _inputs(options: BuildOptions) -> str:
     own = [f"{p.relative_to(here)}:{hashlib.sha256(p.read_bytes()).hexdigest()}" for p in sorted(here.rglob("*")) if p.is_file() and "__pycache__" not in p.parts]
     interpreter = interpreter_versions(options.python) if options.run_code else ("no-run",)
     settings = (options.strict, options.run_code, options.python, options.guid_namespace, options.timestamp, os.environ.get("SOURCE_DATE_EPOCH"))
+    math = engine(options.math).version()  # the engine's own version (mini-racer's too)
     notetypes = [spec.digest() for spec in NOTE_TYPES.values()]
-    return content_key(sources, RENDER_VERSION, metadata.version("genanki"), *own, *notetypes, *interpreter, repr(settings))
+    return content_key(sources, RENDER_VERSION, math, metadata.version("genanki"), *own, *notetypes, *interpreter, repr(settings))
 
 
 def _untouched(path: Path, record: PackageRecord) -> bool:

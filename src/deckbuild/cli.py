@@ -15,6 +15,7 @@ from deckbuild import __version__
 from deckbuild.build import BuildOptions, BuildResult, build
 from deckbuild.config import load_project
 from deckbuild.errors import BuildFailed, DeckbuildError, PackageError, Severity
+from deckbuild.latex import DEFAULT_ENGINE, ENGINES
 from deckbuild.package import remove_packages, stale_packages
 from deckbuild.scaffold import init_project
 
@@ -36,6 +37,9 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
         sub.add_argument("--no-run", action="store_true", help="do not run code cards (their Output stays empty)")
         sub.add_argument("--no-cache", action="store_true", help="ignore the build cache: parse, render and run everything")
         sub.add_argument("--cache-dir", type=Path, help="build cache folder (default: .deckbuild-cache beside the config)")
+        sub.add_argument(
+            "--math", choices=ENGINES, default=DEFAULT_ENGINE, help="TeX to MathML engine (default: temml; latex2mathml is pure Python)"
+        )
         sub.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no report")
         if name == "build":
             sub.add_argument("--out", type=Path, help="output folder (default: dist/ beside the config)")
@@ -85,6 +89,7 @@ def _options(args: argparse.Namespace) -> BuildOptions:
         python=args.python or project.python or sys.executable,
         progress=False if args.quiet else None,
         guid_namespace=project.guid_namespace,
+        math=args.math,
     )
 
 

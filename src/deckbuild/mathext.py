@@ -1,10 +1,12 @@
-"""A Python-Markdown extension that turns TeX math into MathML while Markdown is parsed.
+"""A Python-Markdown extension that finds TeX math while Markdown is parsed.
 
 Math is found by inline processors (Python-Markdown's extension API), not by regex over
 rendered HTML: code spans (priority 190) are stashed before these run (priority 183-187),
 so ``$`` inside code is never math, and the escape processor (180) has not yet seen the
-backslashes of ``\\(`` and ``\\[``. Each formula's MathML goes into the HTML stash, so no
-later processor (emphasis on ``a_i b_i``, say) can touch it.
+backslashes of ``\\(`` and ``\\[``. Each formula goes into the HTML stash as a placeholder, so
+no later processor (emphasis on ``a_i b_i``, say) can touch it; :func:`fill_formulas` replaces
+the placeholders with MathML once the math engine has converted a whole batch of formulas
+(:func:`deckbuild.latex.convert_many`).
 
 Delimiters: ``$…$`` and ``\\(…\\)`` inline, ``$$…$$`` and ``\\[…\\]`` display; ``\\$`` is a
 literal dollar. A single ``$`` follows pandoc's ``tex_math_dollars`` rule: the opening ``$``
@@ -17,14 +19,15 @@ letter, ``\\`` or ``{``) is reported as a problem instead of being left as text.
 from __future__ import annotations
 
 import html
-
+import re
 from dataclasses import dataclass, field
+from typing import Mapping, Sequence
 
 from markdown import Markdown
 from markdown.extensions import Extension
 from markdown.inlinepatterns import InlineProcessor
 
-from deckbuild.latex import LatexProblem, to_mathml
+from deckbuild.latex import LatexProblem
 
 _DISPLAY_DOLLARS = r"(?<!\\)\$\$((?:[^$\\]|\\.)+?)\$\$"
 _DISPLAY_BRACKETS = r"\\\[(.+?)\\\]"
@@ -35,23 +38,63 @@ _INLINE_DOLLAR = r"(?<![\\$])\$(?![\s$])((?:[^$\\]|\\.)+?)(?<!\s)\$(?!\d)"
 _UNTERMINATED = r"(?<!\\)(\$\$|\\\(|\\\[|\$(?=[A-Za-z\\{]))"
 
 
+@dataclass(frozen=True)
+class Formula:
+    """One formula found in Markdown: ``source`` as written (with delimiters), ``tex`` inside
+    them, ``display`` for ``$$``/``\\[``, and ``offset`` where ``source`` starts in the Markdown
+    (0-based, -1 if it could not be found)."""
+
+    offset: int
+    source: str
+    tex: str
+    display: bool
+
+
 @dataclass
 class MathLog:
     """What the extension saw in the last conversion.
 
-    ``formulas`` counts converted formulas; ``problems`` lists ``(offset, tex, message)``
-    for each formula that failed, ``offset`` being where the formula starts in the
-    Markdown source (0-based), or -1 if it could not be found.
+    ``formulas`` lists each formula in order (its HTML is a placeholder until
+    :func:`fill_formulas` puts the engine's MathML in); ``problems`` lists
+    ``(offset, source, message)`` for delimiters that never close.
     """
 
-    formulas: int = 0
+    formulas: list[Formula] = field(default_factory=list)
     problems: list[tuple[int, str, str]] = field(default_factory=list)
     source: str = ""
 
     def reset(self, source: str) -> None:
-        self.formulas = 0
+        self.formulas = []
         self.problems = []
         self.source = source
+
+
+_PLACEHOLDER = '<math data-db-formula="{}"></math>'
+_PLACEHOLDER_RE = re.compile(r'<math data-db-formula="(\d+)"></math>')
+
+
+def fill_formulas(
+    html_text: str, formulas: Sequence[Formula], converted: Mapping[tuple[str, bool], str | LatexProblem]
+) -> tuple[str, list[tuple[int, str, str]]]:
+    """Put each formula's MathML (``converted[(tex, display)]``) where its placeholder is.
+
+    Returns the HTML and ``(offset, source, message)`` for each formula the engine refused;
+    such a formula is shown as its source in a ``math-error`` span.
+    """
+    problems: list[tuple[int, str, str]] = []
+
+    def one(match: re.Match) -> str:
+        index = int(match.group(1))
+        if index >= len(formulas):  # not a placeholder of ours: raw HTML that looks like one
+            return match.group(0)
+        formula = formulas[index]
+        result = converted[(formula.tex, formula.display)]
+        if isinstance(result, LatexProblem):
+            problems.append((formula.offset, formula.source, str(result)))
+            return '<span class="math-error">' + html.escape(formula.source, quote=False) + "</span>"
+        return result
+
+    return _PLACEHOLDER_RE.sub(one, html_text), problems
 
 
 class _MathProcessor(InlineProcessor):
@@ -62,16 +105,14 @@ class _MathProcessor(InlineProcessor):
 
     def handleMatch(self, m, data):  # noqa: N802 - Python-Markdown's API name
         tex = next(g for g in m.groups() if g is not None)
-        try:
-            mathml = to_mathml(tex, self.display)
-        except LatexProblem as exc:
-            self.log.problems.append((self.log.source.find(m.group(0)), m.group(0), str(exc)))
-            mathml = '<span class="math-error">' + html.escape(m.group(0), quote=False) + "</span>"
-        else:
-            self.log.formulas += 1
+        # The engine converts every formula of a build in one batch later; keep a placeholder.
+        # It starts with <math>, which Python-Markdown counts as block-level, so a paragraph
+        # holding only a formula is not wrapped in <p>.
+        placeholder = _PLACEHOLDER.format(len(self.log.formulas))
+        self.log.formulas.append(Formula(self.log.source.find(m.group(0)), m.group(0), tex, self.display))
         if self.display:
-            mathml = f'<div class="math-display">{mathml}</div>'
-        return self.md.htmlStash.store(mathml), m.start(0), m.end(0)
+            placeholder = f'<div class="math-display">{placeholder}</div>'
+        return self.md.htmlStash.store(placeholder), m.start(0), m.end(0)
 
 
 class _UnterminatedProcessor(InlineProcessor):

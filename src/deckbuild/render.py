@@ -25,7 +25,8 @@ from pygments.styles import get_style_by_name
 
 from deckbuild.cache import Cache, code_version, content_key
 from deckbuild.errors import Diagnostic, Severity
-from deckbuild.mathext import MathExtension
+from deckbuild.latex import DEFAULT_ENGINE, convert_many, engine
+from deckbuild.mathext import Formula, MathExtension, fill_formulas
 from deckbuild.model import Card, RenderedCard, Text
 
 PYGMENTS_STYLE = "friendly"
@@ -43,6 +44,16 @@ class RenderedText:
 
     html: str
     formulas: int
+    problems: tuple[tuple[int, str, str], ...]
+
+
+@dataclass(frozen=True)
+class ParsedText:
+    """One Markdown text as HTML whose formulas are still placeholders (see :mod:`deckbuild.mathext`);
+    ``problems`` are the math delimiters that never closed."""
+
+    html: str
+    formulas: tuple[Formula, ...]
     problems: tuple[tuple[int, str, str], ...]
 
 
@@ -67,24 +78,29 @@ class MarkdownRenderer:
             output_format="html",
         )
 
-    def convert(self, source: str) -> RenderedText:
+    def convert(self, source: str) -> ParsedText:
         """Render Markdown ``source`` to HTML (CommonMark-like, as Python-Markdown reads it)."""
         self._md.reset()
         self._math.log.reset(source)
         html = self._md.convert(source)
         log = self._math.log
-        return RenderedText(html, log.formulas, tuple(log.problems))
+        return ParsedText(html, tuple(log.formulas), tuple(log.problems))
 
 
 _renderer: MarkdownRenderer | None = None
 
 
-def render_markdown(source: str) -> RenderedText:
-    """Render one Markdown text with this process's converter."""
+def parse_markdown(source: str) -> ParsedText:
+    """Render one Markdown text with this process's converter, leaving its formulas as placeholders."""
     global _renderer
     if _renderer is None:
         _renderer = MarkdownRenderer()
     return _renderer.convert(source)
+
+
+def render_markdown(source: str, math: str = DEFAULT_ENGINE) -> RenderedText:
+    """Render one Markdown text, its formulas converted by the math engine ``math``."""
+    return _render_all([source], math)[0]
 
 
 def highlight_code(code: str) -> str:
@@ -93,36 +109,57 @@ def highlight_code(code: str) -> str:
     return highlight(code, PythonLexer(), formatter)
 
 
-#: Everything that changes rendered HTML: the libraries and deckbuild's renderer code.
+#: Everything that changes rendered HTML: the libraries and deckbuild's renderer code
+#: (the math engine's own version is added per build: see :func:`render`).
 RENDER_VERSION = content_key(
-    *(f"{name}={metadata.version(name)}" for name in ("markdown", "latex2mathml", "pygments")),
+    *(f"{name}={metadata.version(name)}" for name in ("markdown", "pygments")),
     code_version("render.py", "mathext.py", "latex.py"),
 )
 PARALLEL_THRESHOLD = 2000  # texts to render before a second process pays for its start-up
 
 
-def _render_all(texts: list[str]) -> list[RenderedText]:
-    """Render ``texts``, on every core when there are many (each process has its own converter)."""
+def _parse_all(texts: list[str]) -> list[ParsedText]:
+    """Parse ``texts``, on every core when there are many (each process has its own converter)."""
     workers = min(os.cpu_count() or 1, 4)
     if len(texts) < PARALLEL_THRESHOLD or workers < 2:
-        return [render_markdown(t) for t in texts]
+        return [parse_markdown(t) for t in texts]
     try:
         context = multiprocessing.get_context("fork")
     except ValueError:  # no fork (Windows, macOS default): one process
-        return [render_markdown(t) for t in texts]
+        return [parse_markdown(t) for t in texts]
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        return list(pool.map(render_markdown, texts, chunksize=max(1, len(texts) // (workers * 8))))
+        return list(pool.map(parse_markdown, texts, chunksize=max(1, len(texts) // (workers * 8))))
 
 
-def render(cards: list[Card], cache: Cache | None = None) -> tuple[list[RenderedCard], list[Diagnostic]]:
+def _render_all(texts: list[str], math: str) -> list[RenderedText]:
+    """Render ``texts``: Markdown first (in parallel), then every distinct formula in one engine batch.
+
+    The math engine runs only in this process, so a forked Markdown worker never touches V8.
+    """
+    parsed = _parse_all(texts)
+    wanted = list(dict.fromkeys((f.tex, f.display) for p in parsed for f in p.formulas))
+    converted = dict(zip(wanted, convert_many(wanted, math)))
+    out = []
+    for text in parsed:
+        html, problems = fill_formulas(text.html, text.formulas, converted)
+        all_problems = sorted([*text.problems, *problems], key=lambda p: p[0])
+        out.append(RenderedText(html, len(text.formulas) - len(problems), tuple(all_problems)))
+    return out
+
+
+def render(
+    cards: list[Card], cache: Cache | None = None, math: str = DEFAULT_ENGINE
+) -> tuple[list[RenderedCard], list[Diagnostic]]:
     """Render all cards; returns the rendered cards and every LaTeX problem found.
 
-    ``cache`` (optional) supplies and keeps renders by content hash; renders with problems
-    are never cached.
+    ``math`` names the math engine (:data:`deckbuild.latex.ENGINES`). ``cache`` (optional)
+    supplies and keeps renders by content hash (the key includes the engine and its version);
+    renders with problems are never cached.
     """
     texts = list(dict.fromkeys(t.value for c in cards for t in c.texts()))
     codes = list(dict.fromkeys(c.code.value for c in cards if c.code is not None))
-    keys = {t: content_key(RENDER_VERSION, "md", t) for t in texts}
+    math_version = engine(math).version()
+    keys = {t: content_key(RENDER_VERSION, math_version, "md", t) for t in texts}
     code_keys = {c: content_key(RENDER_VERSION, "code", c) for c in codes}
     hits = cache.get_many("render", keys.values(), tuple[str, int]) if cache else {}
     code_hits = cache.get_many("render", code_keys.values(), str) if cache else {}
@@ -133,7 +170,7 @@ def render(cards: list[Card], cache: Cache | None = None) -> tuple[list[Rendered
             html, formulas = hits[key]
             done[text] = RenderedText(html, formulas, ())
     misses = [t for t in texts if t not in done]
-    fresh = dict(zip(misses, _render_all(misses)))
+    fresh = dict(zip(misses, _render_all(misses, math)))
     done.update(fresh)
     highlighted = {c: code_hits[k] for c, k in code_keys.items() if k in code_hits}
     new_code = {c: highlight_code(c) for c in codes if c not in highlighted}

@@ -19,12 +19,14 @@
     var maths = document.querySelectorAll("math");
     for (var i = 0; i < maths.length; i++) {
       var math = maths[i];
+      // deckbuild keeps the TeX in data-tex; older builds kept it in an <annotation>.
       var note = math.querySelector('annotation[encoding="application/x-tex"]');
-      if (!note) continue;
+      var tex = math.hasAttribute("data-tex") ? math.getAttribute("data-tex") : note && note.textContent;
+      if (!tex) continue;
       var span = document.createElement("span");
       span.className = "db-tex";
       var block = math.getAttribute("display") === "block";
-      span.textContent = (block ? "\\[" : "\\(") + note.textContent + (block ? "\\]" : "\\)");
+      span.textContent = (block ? "\\[" : "\\(") + tex + (block ? "\\]" : "\\)");
       math.parentNode.replaceChild(span, math);
       replaced.push(span);
     }
