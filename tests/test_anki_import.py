@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import zipfile
+from pathlib import Path
 import re
 
 from anki.collection import Collection
@@ -128,3 +131,47 @@ def test_note_types_keep_their_fixed_ids_css_and_templates(project, tmp_path, co
     assert model["id"] == 1738400002
     assert ".db-why" in model["css"]
     assert re.search(r"mspace", model["tmpls"][0]["qfmt"])  # the MathML support probe
+
+
+def test_card_browser_shows_each_formula_once_and_search_finds_the_tex(project, tmp_path, collection):
+    cards = project(
+        {
+            "m.yaml": """
+            deck: Browse
+            type: qa
+            cards:
+              - id: norm
+                topic: Matrices
+                q: For $\\theta \\in \\mathbb{R}^n$, what is $\\|\\theta\\|_2$?
+                a: $\\sqrt{\\sum_i \\theta_i^2}$
+            """
+        }
+    )
+    assert run_cli("build", cards, "--out", tmp_path / "dist", "--quiet") == 0
+    import_package(collection, tmp_path / "dist" / "browse.apkg")
+    # Anki's search matches the field's HTML, where the TeX is kept (data-tex) for the MathJax fallback.
+    assert len(collection.find_notes("theta")) == 1 and len(collection.find_notes("mathbb")) == 1
+    # The browser's Question and Answer columns, as Anki's own table builds them.
+    collection.set_browser_card_columns(["question", "answer"])
+    (cid,) = collection.find_cards("")
+    cells, *_ = collection.browser_row_for_id(cid)
+    question, answer = (text for text, *_ in cells)
+    assert question == "Matrices For θ∈ℝn, what is ‖θ‖2?"
+    assert answer == "∑iθi2"
+
+
+def test_every_package_carries_the_math_fonts_its_css_names(project, tmp_path, collection):
+    from deckbuild.notetypes import FONTS, MATH_FONT
+
+    cards = project({"a.yaml": "deck: Top::One\ncards:\n  - {id: a, q: '$x$', a: A}\n", "b.yaml": "deck: Top::Two\ncards:\n  - {id: b, q: Q, a: A}\n"})
+    assert run_cli("build", cards, "--out", tmp_path / "dist", "--quiet") == 0
+    packages = sorted((tmp_path / "dist").glob("*.apkg"))
+    assert len(packages) == 3
+    for package in packages:
+        with zipfile.ZipFile(package) as archive:
+            assert sorted(json.loads(archive.read("media")).values()) == sorted(f.name for f in FONTS)
+    import_package(collection, packages[-1])
+    folder = Path(collection.media.dir())
+    assert (folder / MATH_FONT.name).read_bytes()[:4] == b"wOF2" and MATH_FONT.name.startswith("_latinmodern-math-")
+    css = collection.get_card(collection.find_cards("")[0]).note_type()["css"]
+    assert f"src: url('{MATH_FONT.name}') format('woff2')" in css and 'font-family: "Latin Modern Math", math' in css

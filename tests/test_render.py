@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from deckbuild.latex import LatexProblem, to_mathml
-from deckbuild.render import highlight_code, render_markdown
+from deckbuild.render import code_css, highlight_code, render_markdown
 
 X = '<math data-tex="x"><mi>x</mi></math>'
 X_BLOCK = '<math data-tex="x" display="block" class="tml-display" style="display:block math;"><mi>x</mi></math>'
@@ -124,8 +124,14 @@ def test_bad_latex(tex, message):
     assert str(raised.value) == message
 
 
-def test_code_highlighting_uses_inline_styles_with_explicit_colours():
+def test_code_is_highlighted_with_classes_one_block_per_line_with_its_indent():
     html = highlight_code("def f(x):\n    return x  # done\n")
-    assert "class=" not in html.replace('class="highlight"', "")
-    assert "background: #f0f0f0; color: #1f2328" in html  # readable in night mode too
-    assert '<span style="color: #007020; font-weight: bold">def</span>' in html
+    assert html.startswith('<div class="codehilite"><pre>') and "style=\"color" not in html
+    assert '<span class="db-line" style="--indent:0ch"><span class="k">def</span>' in html
+    assert '<span class="db-line" style="--indent:4ch">    <span class="k">return</span>' in html
+
+
+def test_code_css_has_a_day_and_a_night_style():
+    css = code_css()
+    assert ".codehilite .k { color: #A90D91 }" in css  # xcode
+    assert ".nightMode .codehilite .k, .night_mode .codehilite .k { color: #FF7B72 }" in css  # github-dark

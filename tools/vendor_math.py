@@ -1,7 +1,8 @@
 """Refresh the vendored math files under src/deckbuild/vendor/ (``make vendor-temml``, ``make vendor-font``).
 
 - ``temml``: the npm package ``temml`` (version :data:`TEMML_VERSION`, MIT) through ``npm pack``:
-  ``dist/temml.min.js``, its ``Temml.woff2`` helper font (primes, ``\\mathscr``) and ``LICENSE``.
+  ``dist/temml.min.js``, its stylesheet for Latin Modern (``dist/Temml-Latin-Modern.css``), its
+  ``Temml.woff2`` helper font (primes, ``\\mathscr``) and ``LICENSE``.
 - ``font``: Latin Modern Math (GUST Font License) from Debian's ``fonts-lmodern`` (``apt-get install
   fonts-lmodern``), converted OTF → WOFF2 with fonttools + brotli (``pip install -e ".[vendor]"``).
   WOFF2 is a lossless container: every table, and so the font's name, is kept as it is, which is
@@ -31,7 +32,12 @@ def vendor_temml() -> None:
         with tarfile.open(Path(work) / done.stdout.strip().splitlines()[-1]) as archive:
             archive.extractall(work, filter="data")
         package = Path(work) / "package"
-        for source, target in (("dist/temml.min.js", "temml.min.js"), ("dist/Temml.woff2", "Temml.woff2"), ("LICENSE", "temml-LICENSE")):
+        for source, target in (
+            ("dist/temml.min.js", "temml.min.js"),
+            ("dist/Temml.woff2", "Temml.woff2"),
+            ("dist/Temml-Latin-Modern.css", "Temml-Latin-Modern.css"),
+            ("LICENSE", "temml-LICENSE"),
+        ):
             shutil.copyfile(package / source, VENDOR / target)
     (VENDOR / "temml-VERSION").write_text(TEMML_VERSION + "\n")
     print(f"vendored temml {TEMML_VERSION} into {VENDOR}")

@@ -25,7 +25,7 @@ from deckbuild.history import PackageRecord, Record, next_mod
 from deckbuild.latex import DEFAULT_ENGINE, engine
 from deckbuild.load import fingerprint, load
 from deckbuild.model import BuildReport, Card, CodeOutput, Media, Stamps
-from deckbuild.notetypes import NOTE_TYPES
+from deckbuild.notetypes import FONTS, NOTE_TYPES
 from deckbuild.package import NoteStore, PackagePlan, note_digest, note_fields, package_digest, plan_packages, write_packages
 from deckbuild.render import RENDER_VERSION, render
 from deckbuild.validate import validate
@@ -137,7 +137,7 @@ def build(options: BuildOptions) -> BuildResult:
             made: list[Path] = []
             if store is not None:
                 inputs = "" if problems else inputs  # warnings are printed again by the next build
-                report, made = _package(loaded.cards, notes, store, notetypes, options.out_dir, cache, previous, inputs, base, report)
+                report, made = _package(loaded.cards, notes, store, notetypes, options.out_dir, cache, previous, inputs, base, report, FONTS)
     finally:
         if cache is not None:
             cache.close()

@@ -9,7 +9,9 @@ engine answered:
   embedded V8 (PyPI ``mini-racer``). It emits MathML Core with the Unicode math letters
   Chromium needs (𝟙, ℝ), operator spacing (``\\log p``), prefix minus and stretchy fences.
   Options: ``throwOnError`` (every problem is an error), no ``trust`` (``\\href``, ``\\url``,
-  ``\\html…``, ``\\includegraphics`` are refused), ``maxExpand`` bounds macro expansion.
+  ``\\html…``, ``\\includegraphics`` are refused), ``maxExpand`` bounds macro expansion, and
+  ``wrap: "tex"`` lets an inline formula break after a top-level relation or binary operator
+  (as TeX does), so it never makes a phone's page wider than the screen.
 - ``latex2mathml`` (PyPI, pure Python): for a Python without V8 wheels. It passes some bad
   input through silently (``\\foo`` becomes ``<mi>\\foo</mi>``, ``{x`` converts), so its input
   and output are checked here instead of trusted.
@@ -69,7 +71,7 @@ class Temml(MathEngine):
       return JSON.stringify(items.map(function (item) {
         try {
           return [true, temml.renderToString(item[0], {displayMode: item[1], annotate: false,
-            throwOnError: true, trust: false, maxExpand: 1000, colorIsTextColor: false})];
+            throwOnError: true, trust: false, maxExpand: 1000, wrap: "tex"})];
         } catch (e) {
           var name = (e && e.name) || "Error";
           return [false, name, String((e && e.message) || e), (e && typeof e.position === "number") ? e.position : -1];

@@ -8,6 +8,13 @@ Anki's importer handles by asking for a full sync; rename nothing.
 
 Templates carry no add-on controls: a client without the deckbuild add-on (AnkiDroid,
 AnkiMobile) shows every field that matters, including a code card's baked ``Output``.
+
+Fonts: Chromium stretches brackets, radicals and big operators only with an OpenType MATH font,
+and Android ships none, so every package carries Latin Modern Math (GUST Font License, shipped
+unmodified as WOFF2) and Temml's helper font (primes, ``\\mathscr``) in its media
+(:data:`FONTS`). Their names start with ``_`` so Anki's "Check Media" keeps them and sync
+carries them; the note type CSS declares them with ``@font-face`` under those content-hashed
+names, followed by Temml's own stylesheet (alignment, padding, cancel and accent rules).
 """
 
 from __future__ import annotations
@@ -19,10 +26,28 @@ from importlib import resources
 import genanki
 
 from deckbuild.cache import content_key
-from deckbuild.model import Kind
+from deckbuild.model import Kind, Media
+from deckbuild.render import code_css
 
-CSS = resources.files("deckbuild").joinpath("templates/card.css").read_text(encoding="utf-8")
-MATHML_FALLBACK_JS = resources.files("deckbuild").joinpath("templates/mathml-fallback.js").read_text(encoding="utf-8")
+_FILES = resources.files("deckbuild")
+#: Media every package carries: the math font and Temml's helper font.
+MATH_FONT = Media.from_bytes(_FILES.joinpath("vendor/latinmodern-math.woff2").read_bytes(), "latinmodern-math", ".woff2", keep=True)
+TEMML_FONT = Media.from_bytes(_FILES.joinpath("vendor/Temml.woff2").read_bytes(), "temml", ".woff2", keep=True)
+FONTS = (MATH_FONT, TEMML_FONT)
+
+
+def _temml_css() -> str:
+    """Temml's stylesheet for Latin Modern, its font URLs pointed at the media names."""
+    css = _FILES.joinpath("vendor/Temml-Latin-Modern.css").read_text(encoding="utf-8")
+    for url, media in (("url('Temml.woff2')", TEMML_FONT), ("url('./latinmodernmath.woff2')", MATH_FONT)):
+        if url not in css:  # a refreshed Temml changed its stylesheet: fail the import, not the cards
+            raise RuntimeError(f"vendor/Temml-Latin-Modern.css no longer has {url}")
+        css = css.replace(url, f"url('{media.name}') format('woff2')")
+    return css.replace("format('woff2') format('woff2')", "format('woff2')")
+
+
+CSS = "\n".join((_temml_css(), code_css(), _FILES.joinpath("templates/card.css").read_text(encoding="utf-8")))
+MATHML_FALLBACK_JS = _FILES.joinpath("templates/mathml-fallback.js").read_text(encoding="utf-8")
 _SCRIPT = f"<script>\n{MATHML_FALLBACK_JS}</script>"
 _SOURCE = '{{#Source}}<div class="db-source">Source: {{Source}}</div>{{/Source}}'
 
@@ -52,6 +77,8 @@ class NoteTypeSpec:
         )
 
 
+# A line break between blocks: Anki's card browser turns newlines (not </div>) into spaces, so the
+# topic and the question read as two words in its Question column.
 def _front(body: str) -> str:
     return f'<div class="db-card">{body}</div>\n{_SCRIPT}'
 
@@ -69,7 +96,7 @@ QA = NoteTypeSpec(
     (
         (
             "Card 1",
-            _front('{{#Topic}}<div class="db-topic">{{Topic}}</div>{{/Topic}}<div class="db-question">{{Question}}</div>'),
+            _front('{{#Topic}}<div class="db-topic">{{Topic}}</div>\n{{/Topic}}<div class="db-question">{{Question}}</div>'),
             _back('<div class="db-answer">{{Answer}}</div>'),
         ),
     ),
@@ -99,7 +126,7 @@ PROBE = NoteTypeSpec(
         (
             "Follow-up",
             "{{#FollowUp}}"
-            + _front('<div class="db-context">{{Question}}</div><div class="db-question">{{FollowUp}}</div>')
+            + _front('<div class="db-context">{{Question}}</div>\n<div class="db-question">{{FollowUp}}</div>')
             + "{{/FollowUp}}",
             _back('<div class="db-answer">{{FollowUpAnswer}}</div>'),
         ),
