@@ -169,7 +169,8 @@ def test_every_package_carries_the_math_fonts_its_css_names(project, tmp_path, c
     assert len(packages) == 3
     for package in packages:
         with zipfile.ZipFile(package) as archive:
-            assert sorted(json.loads(archive.read("media")).values()) == sorted(f.name for f in FONTS)
+            names = json.loads(archive.read("media")).values()
+            assert {f.name for f in FONTS} <= set(names)
     import_package(collection, packages[-1])
     folder = Path(collection.media.dir())
     assert (folder / MATH_FONT.name).read_bytes()[:4] == b"wOF2" and MATH_FONT.name.startswith("_latinmodern-math-")
