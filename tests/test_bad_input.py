@@ -273,3 +273,11 @@ def test_an_unfenced_code_section_is_reported_and_never_run(tmp_path, capsys):
     ]
     assert not marker.exists()
     assert not (tmp_path / "dist").exists()
+
+
+def test_the_config_chooses_the_math_engine_and_the_command_line_wins(tmp_path, capsys):
+    write_files(tmp_path, {"deckbuild.toml": 'math = "latex2mathml"\n', "cards/a.yaml": "deck: D\ncards:\n  - {id: x, q: Q, a: $\\foo$}\n"})
+    assert run_cli("check", tmp_path / "cards", "--no-run", "--quiet") == 1
+    assert "unknown control sequence \\foo" in capsys.readouterr().err
+    assert run_cli("check", tmp_path / "cards", "--no-run", "--quiet", "--math", "temml") == 1
+    assert "Unsupported function name: \\foo" in capsys.readouterr().err

@@ -38,7 +38,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
         sub.add_argument("--no-cache", action="store_true", help="ignore the build cache: parse, render and run everything")
         sub.add_argument("--cache-dir", type=Path, help="build cache folder (default: .deckbuild-cache beside the config)")
         sub.add_argument(
-            "--math", choices=ENGINES, default=DEFAULT_ENGINE, help="TeX to MathML engine (default: temml; latex2mathml is pure Python)"
+            "--math", choices=ENGINES, help="TeX to MathML engine (default: the config's, or temml; latex2mathml is pure Python)"
         )
         sub.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no report")
         if name == "build":
@@ -89,7 +89,7 @@ def _options(args: argparse.Namespace) -> BuildOptions:
         python=args.python or project.python or sys.executable,
         progress=False if args.quiet else None,
         guid_namespace=project.guid_namespace,
-        math=args.math,
+        math=args.math or project.math or DEFAULT_ENGINE,
     )
 
 

@@ -23,6 +23,7 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 from deckbuild.errors import Location, SourceError
+from deckbuild.latex import ENGINES
 
 CONFIG_NAME = "deckbuild.toml"
 #: Keys the config accepts, with the TOML type each must have.
@@ -35,7 +36,7 @@ KEYS: dict[str, type] = {
     "python": str,
     "strict": bool,
 }
-MATH_ENGINES = ("temml", "latex2mathml")
+MATH_ENGINES = ENGINES
 
 
 @dataclass(frozen=True)
