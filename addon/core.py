@@ -76,7 +76,7 @@ def code_from_field(field_html: str) -> str:
 # What the card shows
 
 _CSS = """
-.deckbuild-shown { background: #f0f0f0; color: #1f2328; padding: .6em .8em; border-radius: 6px;
+.deckbuild-shown { padding: .6em .8em; border-radius: 6px;
   overflow-x: auto; line-height: 1.35; text-align: left; font-size: .85em; white-space: pre;
   font-family: ui-monospace, Menlo, Consolas, "DejaVu Sans Mono", monospace; margin: .4em 0; }
 .deckbuild-mismatch { color: #c62828; font-size: .8em; text-align: left; margin: .3em 0; }
@@ -162,8 +162,9 @@ def show_code(card_text: str, code_html_field: str, code_field: str) -> ShownCod
 def code_block_html(code: str, runs: Sequence[tuple[str, str]] | None = None) -> str:
     """Return a <pre> whose text is exactly code.
 
-    runs: (text, inline style) pieces whose texts joined equal code up to
-    leading and trailing newlines; they colour the block. The newline right
+    runs: (text, span attributes) pieces whose texts joined equal code up to
+    leading and trailing newlines; they colour the block (the "codehilite"
+    class lets the note type's day and night code colours apply). The newline right
     after <pre> is doubled because HTML drops the first one.
     """
     lead = code[: len(code) - len(code.lstrip("\n"))]
@@ -181,20 +182,24 @@ def code_block_html(code: str, runs: Sequence[tuple[str, str]] | None = None) ->
             left -= len(piece)
             if piece:
                 escaped = html.escape(piece, quote=False)
-                parts.append(f'<span style="{style}">{escaped}</span>' if style else escaped)
+                parts.append(f"<span {style}>{escaped}</span>" if style else escaped)
         inner = html.escape(lead, quote=False) + "".join(parts) + html.escape(trail, quote=False)
-    return f'<pre class="deckbuild-shown">\n{inner}</pre>'
+    return f'<pre class="deckbuild-shown codehilite">\n{inner}</pre>'
 
 
 _COLOR = re.compile(r"(?:^|;)\s*color\s*:\s*(#[0-9a-fA-F]{3}(?:[0-9a-fA-F]{3})?)\s*(?=;|$)")
 _BOLD = re.compile(r"(?:^|;)\s*font-weight\s*:\s*bold\s*(?=;|$)")
 _ITALIC = re.compile(r"(?:^|;)\s*font-style\s*:\s*italic\s*(?=;|$)")
+_TOKEN = re.compile(r"[a-z][a-z0-9]{0,3}")  # Pygments' short token classes: k, nf, s2, cpf
 _VOID = {"br", "img", "hr", "wbr", "input", "meta", "link", "source", "area", "base", "col", "embed", "param", "track"}
 
 
 class _Runs(HTMLParser):
-    """Text of an HTML fragment in pieces, each with the colour, bold and
-    italic of its innermost styled element (nothing else is kept)."""
+    """Text of an HTML fragment in pieces, each with the span attributes of
+    its innermost styled element: its Pygments token class (deckbuild's
+    CodeHtml: the note type CSS colours it by day and at night), or the
+    colour, bold and italic of an inline style (older builds). Nothing else
+    is kept."""
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -204,7 +209,9 @@ class _Runs(HTMLParser):
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in _VOID:
             return
-        style = dict(attrs).get("style") or ""
+        values = dict(attrs)
+        style = values.get("style") or ""
+        token = values.get("class") or ""
         kept = []
         color = _COLOR.search(style)
         if color:
@@ -213,7 +220,10 @@ class _Runs(HTMLParser):
             kept.append("font-weight:bold")
         if _ITALIC.search(style):
             kept.append("font-style:italic")
-        self._stack.append(";".join(kept) if kept else self._stack[-1])
+        if _TOKEN.fullmatch(token):
+            self._stack.append(f'class="{token}"')
+        else:
+            self._stack.append(f'style="{";".join(kept)}"' if kept else self._stack[-1])
 
     def handle_endtag(self, tag: str) -> None:
         if tag not in _VOID and len(self._stack) > 1:

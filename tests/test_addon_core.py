@@ -60,7 +60,8 @@ def test_code_from_field(field, code):
 
 class _Text(HTMLParser):
     """What a browser's textContent gives for our <pre> (the first newline
-    after <pre> dropped, as HTML parsing does), and the styles inside it."""
+    after <pre> dropped, as HTML parsing does), and the styles or token
+    classes inside it."""
 
     def __init__(self):
         super().__init__(convert_charrefs=True)
@@ -68,10 +69,10 @@ class _Text(HTMLParser):
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
-        if tag == "pre" and attrs.get("class") == "deckbuild-shown":
+        if tag == "pre" and "deckbuild-shown" in (attrs.get("class") or "").split():
             self.inside, self.first = True, True
-        elif self.inside and "style" in attrs:
-            self.styles.append(attrs["style"])
+        elif self.inside and ("style" in attrs or "class" in attrs):
+            self.styles.append(attrs.get("style") or attrs["class"])
 
     def handle_endtag(self, tag):
         if tag == "pre":
@@ -93,7 +94,7 @@ def shown_text(fragment):
 
 TEMPLATE = '<div class="db-question">Q?</div><div class="deckbuild-code">{}</div>'
 TRICKY = "\n\nimport torch\nx = 'a\xa0b'\t# tab before this comment\nprint(repr(x))\nraise ValueError(x)\n"
-STYLE = re.compile(r"(color:#[0-9a-fA-F]{3,6})?(;?font-weight:bold)?(;?font-style:italic)?")
+STYLE = re.compile(r"(color:#[0-9a-fA-F]{3,6})?(;?font-weight:bold)?(;?font-style:italic)?|[a-z][a-z0-9]{0,3}")
 
 
 @pytest.mark.parametrize("code", [TRICKY, "print(1)\n", "print(1)", "x = 1\n\n\nprint(x)\n\n"])

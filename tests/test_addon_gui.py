@@ -59,7 +59,7 @@ CARD_HTML = '<div class="deckbuild-code"><pre>print(&quot;hi&quot;)\n</pre></div
 @pytest.mark.parametrize("kind", ["reviewQuestion", "reviewAnswer", "previewQuestion", "previewAnswer"])
 def test_code_cards_get_the_code_block_and_output_box_but_no_control(kind):
     html = gui.on_card_will_show(CARD_HTML, CODE_CARD, kind)
-    assert '<pre class="deckbuild-shown">' in html and 'class="deckbuild-output"' in html
+    assert '<pre class="deckbuild-shown codehilite">' in html and 'class="deckbuild-output"' in html
     assert "pycmd" not in html and "<button" not in html
     assert gui._displayed[CODE_CARD.id] == 'print("hi")\n'
 
