@@ -8,10 +8,11 @@ the build cache. ``check`` writes no package.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
-from deckbuild import __version__
+from deckbuild import __version__, interrupts
 from deckbuild.build import BuildOptions, BuildResult, build
 from deckbuild.config import load_project
 from deckbuild.errors import BuildFailed, DeckbuildError, PackageError, Severity
@@ -107,7 +108,23 @@ def _init(folder: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; return the exit status (0 ok, 1 problems found, 2 usage)."""
+    """Run the command line; return the exit status (0 ok, 1 problems found, 2 usage,
+    130 after Ctrl-C / SIGINT, 143 after SIGTERM).
+
+    SIGINT and SIGTERM both unwind the build like an exception: worker processes are
+    stopped, temporary files removed, and the previous packages stay as they were; one
+    line ``deckbuild: interrupted ...`` is printed, never a traceback.
+    """
+    try:
+        with interrupts.raising():
+            return _main(argv)
+    except KeyboardInterrupt as interrupt:
+        signum = interrupt.signum if isinstance(interrupt, interrupts.Interrupted) else signal.SIGINT
+        print(f"deckbuild: interrupted ({signal.Signals(signum).name}); previous packages unchanged", file=sys.stderr)
+        return 128 + signum
+
+
+def _main(argv: list[str] | None) -> int:
     parser, subs = _parser()
     args, extra = parser.parse_known_args(argv)
     if extra:
@@ -133,9 +150,6 @@ def main(argv: list[str] | None = None) -> int:
         print(error, file=sys.stderr)
         print(f"deckbuild: {args.command} failed; nothing written", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("deckbuild: interrupted", file=sys.stderr)
-        return 130
     for diagnostic in result.diagnostics:
         print(diagnostic, file=sys.stderr)
     if not args.quiet:

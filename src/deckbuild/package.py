@@ -478,17 +478,12 @@ def is_deckbuild_package(path: Path) -> bool:
     try:
         with zipfile.ZipFile(path) as archive:
             database = archive.read("collection.anki2")
-        handle, temp = tempfile.mkstemp(suffix=".anki2")
+        connection = sqlite3.connect(":memory:")  # in memory: an interrupt leaves no file in $TMPDIR
         try:
-            os.write(handle, database)
-            os.close(handle)
-            connection = sqlite3.connect(temp)
-            try:
-                (models,) = connection.execute("select models from col").fetchone()
-            finally:
-                connection.close()
+            connection.deserialize(database)
+            (models,) = connection.execute("select models from col").fetchone()
         finally:
-            os.unlink(temp)
+            connection.close()
         return bool(ids & set(json.loads(models)))
     except (OSError, KeyError, zipfile.BadZipFile, sqlite3.Error, ValueError, TypeError):
         return False

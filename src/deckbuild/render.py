@@ -26,6 +26,7 @@ from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer
 
+from deckbuild import interrupts
 from deckbuild.cache import Cache, code_version, content_key
 from deckbuild.errors import Diagnostic, Severity
 from deckbuild.latex import DEFAULT_ENGINE, convert_many, engine

@@ -247,18 +247,26 @@ class _Process:
         except (OSError, ValueError) as exc:
             shutil.rmtree(self.tmpdir, ignore_errors=True)
             raise WorkerError(f"cannot start Python interpreter {python!r}: {exc}") from exc
+        except BaseException:  # interrupted: no folder left behind
+            shutil.rmtree(self.tmpdir, ignore_errors=True)
+            raise
         self.pid = self.proc.pid
         self.frames: queue.Queue = queue.Queue()
         self.stderr_buf = bytearray()
         self.stderr_total = 0  # bytes ever received, for slicing per run
         self.stderr_lock = threading.Lock()
         self.dead = False
-        self.reader = threading.Thread(target=self._read_frames, daemon=True,
-                                       name=f"deckbuild-worker-{self.pid}-frames")
-        self.drainer = threading.Thread(target=self._drain_stderr, daemon=True,
-                                        name=f"deckbuild-worker-{self.pid}-stderr")
-        self.reader.start()
-        self.drainer.start()
+        self.reader = self.drainer = None
+        try:
+            self.reader = threading.Thread(target=self._read_frames, daemon=True,
+                                           name=f"deckbuild-worker-{self.pid}-frames")
+            self.drainer = threading.Thread(target=self._drain_stderr, daemon=True,
+                                            name=f"deckbuild-worker-{self.pid}-stderr")
+            self.reader.start()
+            self.drainer.start()
+        except BaseException:  # interrupted: no process or folder left behind
+            self.kill()
+            raise
 
     # -- threads
     def _read_exact(self, n: int) -> Optional[bytes]:
@@ -366,8 +374,9 @@ class _Process:
             pass
         # Let the threads read to EOF first (keeps the last stderr bytes for
         # diagnostics), then close the pipes.
-        self.reader.join(timeout=1)
-        self.drainer.join(timeout=1)
+        for thread in (self.reader, self.drainer):
+            if thread is not None and thread.is_alive():
+                thread.join(timeout=1)
         for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             try:
                 stream.close()
@@ -433,8 +442,12 @@ class Worker:
     def __enter__(self) -> "Worker":
         return self
 
-    def __exit__(self, *exc_info) -> None:
-        self.close()
+    def __exit__(self, exc_type, *exc_info) -> None:
+        if exc_type is None:
+            self.close()
+        else:  # an error or an interrupt: no grace period for a snippet still running
+            with self._lock:
+                self._discard()
 
     @property
     def pid(self) -> Optional[int]:
@@ -468,11 +481,16 @@ class Worker:
             if not os.path.exists(WORKER_FILE):
                 raise WorkerError(f"worker script missing: {WORKER_FILE}")
             frame_limit = 16 * self.max_output_bytes + (1 << 20)
-            process = _Process(python, self.preload, frame_limit)
+            process = None
             try:
+                process = _Process(python, self.preload, frame_limit)
                 hello = process.frames.get(timeout=self.start_timeout)
             except queue.Empty:
                 hello = "timeout"
+            except BaseException:  # interrupted while the worker starts: leave nothing behind
+                if process is not None:
+                    process.kill()
+                raise
             if not isinstance(hello, dict) or hello.get("op") != "hello":
                 rc = process.kill()
                 tail = process.stderr_since(0).strip()[-2000:]
