@@ -46,11 +46,11 @@ def _tree(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
 
-def _build(cards: Path, out: Path, tmp: Path, cache: Path) -> subprocess.Popen:
-    env = {**os.environ, "TMPDIR": str(tmp)}
+def _build(cards: Path, out: Path, tmp: Path, cache: Path, stderr=subprocess.PIPE) -> subprocess.Popen:
+    env = {**os.environ, "TMPDIR": str(tmp), "PYTHONFAULTHANDLER": "1"}
     env.pop("SOURCE_DATE_EPOCH", None)
     args = [sys.executable, "-m", "deckbuild", "build", str(cards), "--out", str(out), "--quiet", "--cache-dir", str(cache)]
-    return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=stderr, text=True)
 
 
 @pytest.fixture(scope="module")
@@ -93,23 +93,29 @@ def test_an_interrupt_leaves_the_previous_packages_and_nothing_else(big, stage, 
     elif stage == "write":  # a warm cache: straight to the writers, with the snippet cached
         pass
     try:
-        proc = _build(cards, out, tmp, cache)
+        errors = open(tmp_path / "stderr", "w+")
+        proc = _build(cards, out, tmp, cache, errors)
         seen: set[int] = set()
         deadline = time.monotonic() + 300
         while not _stage_reached(stage, proc, out, tmp):
             seen |= _children(proc.pid)
-            assert proc.poll() is None, f"build ended before the {stage} stage: {proc.stderr.read()}"
+            assert proc.poll() is None, f"build ended before the {stage} stage: {(tmp_path / 'stderr').read_text()}"
             assert time.monotonic() < deadline
             time.sleep(0.005)
         seen |= _children(proc.pid)
         os.kill(proc.pid, signum)
         sent = time.monotonic()
-        status = proc.wait(timeout=30)
+        try:
+            status = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # show where it hangs (PYTHONFAULTHANDLER dumps on SIGABRT)
+            os.kill(proc.pid, signal.SIGABRT)
+            time.sleep(2)
+            pytest.fail(f"the build hung after {signal.Signals(signum).name}:\n{(tmp_path / 'stderr').read_text()}")
         took = time.monotonic() - sent
     finally:
         if stage == "run":
             (cards / "code.yaml").write_text((cards / "code.yaml").read_text().replace("or 30", "or 0"))
-    stderr = proc.stderr.read()
+    stderr = (tmp_path / "stderr").read_text()
     assert status == 128 + signum, stderr
     assert stderr == f"deckbuild: interrupted ({signal.Signals(signum).name}); previous packages unchanged\n"
     assert took < 10, f"took {took:.1f} s to stop"

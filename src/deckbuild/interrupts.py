@@ -83,5 +83,11 @@ def in_worker() -> None:
 
     The parent handles an interrupt and ends its workers (they write nothing that it does not remove).
     """
+    global _held, _pending
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # A signal that came between the fork and now was only noted (the parent's handler
+    # was inherited inside forking()): the parent's SIGTERM that ends this worker must still end it.
+    held, _held, _pending = _pending, 0, None
+    if held == signal.SIGTERM:
+        signal.raise_signal(signal.SIGTERM)
