@@ -10,6 +10,7 @@ reaches only the parent, which then ends them.
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from contextlib import contextmanager
@@ -91,3 +92,13 @@ def in_worker() -> None:
     held, _held, _pending = _pending, 0, None
     if held == signal.SIGTERM:
         signal.raise_signal(signal.SIGTERM)
+
+
+def _after_fork_in_child() -> None:
+    # At once, before the child runs anything else: a worker that hangs on a lock inherited
+    # from another thread must still die by the SIGTERM with which its parent ends it.
+    if _held:
+        in_worker()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import html as html_lib
 import multiprocessing
 import os
-import re
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from importlib import metadata
@@ -156,8 +155,20 @@ def _parse_all(texts: list[str]) -> list[ParsedText]:
         context = multiprocessing.get_context("fork")
     except ValueError:  # no fork (Windows, macOS default): one process
         return [parse_markdown(t) for t in texts]
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        return list(pool.map(parse_markdown, texts, chunksize=max(1, len(texts) // (workers * 8))))
+    # The workers ignore SIGINT, so Ctrl-C reaches only this process, which then kills them
+    # (they write nothing) and drops the pending chunks: an interrupt never hangs the pool.
+    others = set(multiprocessing.active_children())
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=interrupts.in_worker)
+    try:
+        with interrupts.forking():  # map() submits every chunk (and forks the workers) at once
+            results = pool.map(parse_markdown, texts, chunksize=max(1, len(texts) // (workers * 8)))
+        return list(results)
+    except BaseException:
+        for worker in set(multiprocessing.active_children()) - others:
+            worker.kill()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _render_all(texts: list[str], math: str) -> list[RenderedText]:
