@@ -15,6 +15,7 @@ from __future__ import annotations
 import html as html_lib
 import multiprocessing
 import os
+import re
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from importlib import metadata
