@@ -26,6 +26,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "timeout_seconds": 30,
     "max_output_bytes": 100000,
     "ask_before_running": True,
+    "offer_after_import": True,
 }
 
 MAX_TIMEOUT_SECONDS = 24 * 60 * 60  # one day: longer is a typo, not a snippet
@@ -39,13 +40,16 @@ class Settings:
     python: interpreter path or command ("" = look for one with torch on PATH);
     timeout_seconds: finite, in (0, 86400] seconds; max_output_bytes: int in
     [1, 10_000_000] bytes; ask_before_running: ask before running code from a
-    deck the user has not trusted.
+    deck the user has not trusted; offer_after_import: after a deckbuild
+    package is imported, offer to clean up what the import left (notes removed
+    from the sources, moved and emptied cards).
     """
 
     python: str
     timeout_seconds: float
     max_output_bytes: int
     ask_before_running: bool
+    offer_after_import: bool = True
 
 
 def check_config(config: Mapping[str, Any] | None) -> tuple[Settings, list[str]]:
@@ -86,9 +90,13 @@ def check_config(config: Mapping[str, Any] | None) -> tuple[Settings, list[str]]
     if not isinstance(ask, bool):
         ask = fallback("ask_before_running", "must be true or false")
 
+    offer = config.get("offer_after_import", DEFAULT_CONFIG["offer_after_import"])
+    if not isinstance(offer, bool):
+        offer = fallback("offer_after_import", "must be true or false")
+
     for key in sorted(set(config) - set(DEFAULT_CONFIG), key=str):
         problems.append(f'config "{key}": unknown setting, ignored.')
-    settings = Settings(python.strip(), float(timeout), int(cap), ask)
+    settings = Settings(python.strip(), float(timeout), int(cap), ask, offer)
     return settings, problems
 
 

@@ -29,6 +29,7 @@ def test_good_values_are_kept():
     conf = {"python": " /opt/venv/bin/python ", "timeout_seconds": 2.5, "max_output_bytes": 10, "ask_before_running": False}
     assert policy.check_config(conf) == (Settings("/opt/venv/bin/python", 2.5, 10, False), [])
     assert policy.check_config({"max_output_bytes": 10.0})[0].max_output_bytes == 10
+    assert policy.check_config({"offer_after_import": False})[0].offer_after_import is False
 
 
 @pytest.mark.parametrize(
@@ -55,6 +56,8 @@ def test_good_values_are_kept():
         ("ask_before_running", "no", '"no"'),
         ("ask_before_running", 0, "0"),
         ("ask_before_running", None, "null"),
+        ("offer_after_import", "yes", '"yes"'),
+        ("offer_after_import", 1, "1"),
     ],
 )
 def test_a_bad_value_falls_back_to_its_default_with_a_message_naming_the_key(key, value, shown):
