@@ -36,7 +36,7 @@ from aqt.qt import (
 from aqt.reviewer import ReviewerBottomBar
 from aqt.utils import showWarning
 
-from . import core, policy
+from . import core, import_gui, policy
 from .session import NoPythonError, Session
 
 ADDON = __name__.split(".")[0]
@@ -61,6 +61,7 @@ def setup() -> None:
     gui_hooks.profile_will_close.append(shutdown)
     mw.addonManager.setConfigUpdatedAction(ADDON, on_config_saved)
     mw.progress.timer(IDLE_CHECK_MS, _close_if_idle, True, False, parent=mw)
+    import_gui.setup()
 
 
 def session() -> Session:

@@ -341,8 +341,10 @@ def tag_updates(
     """Return {note id: tags to set} for the package's notes that the import
     changed (their tags or modification time differ from ``before``, a
     snapshot by GUID taken just before the import) and whose tags are not yet
-    :func:`merged_tags`. ``previous`` is the package's manifest from before
-    (None: unknown). New notes and notes the import skipped are left alone."""
+    :func:`merged_tags`, and notes tagged REMOVED_TAG that the package holds
+    again. ``previous`` is the package's manifest from before (None: unknown;
+    a note it does not list keeps all its earlier tags). New notes and notes
+    the import skipped are left alone."""
     package = manifest.by_guid()
     emitted = previous.by_guid() if previous is not None else {}
     updates = {}
@@ -350,7 +352,8 @@ def tag_updates(
         entry, old = package.get(note.guid), before.get(note.guid)
         if entry is None or old is None or note.notetype_id not in manifest.notetypes:
             continue
-        if old.mod == note.mod and old.tags == note.tags:
+        was_removed = _key(REMOVED_TAG) in {_key(t) for t in old.tags}
+        if old.mod == note.mod and old.tags == note.tags and not was_removed:
             continue  # the importer did not touch it
         prior = emitted.get(note.guid)
         wanted = merged_tags(old.tags, entry.tags, prior.tags if prior is not None else None)

@@ -24,6 +24,7 @@ EXPECTED = [
     "config.md",
     "core.py",
     "gui.py",
+    "import_gui.py",
     "imports.py",
     "manifest.json",
     "policy.py",
