@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("aqt")
+import aqt  # noqa: E402,F401 - a test dependency: an import error must fail, not skip
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aqt.reviewer import Reviewer, ReviewerBottomBar  # noqa: E402

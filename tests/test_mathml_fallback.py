@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import REPO, import_package, run_cli
 
-pytest.importorskip("PyQt6.QtWebEngineWidgets")
+import PyQt6.QtWebEngineWidgets  # noqa: E402,F401 - a test dependency: an import error must fail, not skip
 
 CARD = """
     deck: D

@@ -47,6 +47,8 @@ CASES = [
      "a.yaml:5:5: error: YAML syntax error: this line is neither 'key: value' nor part of a text block: to write text over several lines, start the value with '|' and indent the lines below it"),
     ("quote-never-closed", HEAD + '    q: "hi\n    a: b\n',
      "a.yaml:4:8: error: YAML syntax error: this quoted value is never closed (a closing quote is missing)"),
+    ("nul-byte", HEAD + "    q: a\x00b\n    a: b\n",
+     "a.yaml:4:9: error: character U+0000 is not allowed in YAML (a control character): delete it"),
     ("md-blank-line-after-heading", {"a.md": "---\ndeck: D\n---\n\n## Question?\n\nid: x\n\nAnswer.\n"},
      "a.md:7:1: error: 'id:' must come right below the '## ' heading: remove the blank line between them"),
     ("md-tab-indented-key", {"a.md": "---\ndeck: D\n---\n\n## Question?\n\tid: x\n\nAnswer.\n"},

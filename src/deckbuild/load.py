@@ -245,8 +245,13 @@ def _compose(path: Path, text: str, line_offset: int, problems: list[Diagnostic]
         mark, message = _yaml_problem(exc, text.split("\n"))
         loc = Location(path, mark.line + 1 + line_offset, mark.column + 1) if mark else Location(path)
         problems.append(_error(loc, f"YAML syntax error: {message}"))
+    except yaml.reader.ReaderError as exc:
+        before = text[: exc.position]
+        line, col = before.count("\n") + 1 + line_offset, exc.position - (before.rfind("\n") + 1) + 1
+        code = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "\0")
+        problems.append(_error(Location(path, line, col), f"character U+{code:04X} is not allowed in YAML (a control character): delete it"))
     except yaml.YAMLError as exc:
-        problems.append(_error(Location(path), f"YAML error: {exc}"))
+        problems.append(_error(Location(path), f"YAML error: {' '.join(str(exc).split())}"))
     return None
 
 
