@@ -118,8 +118,8 @@ def test_snippet_runs_again_when_the_interpreters_versions_change(tmp_path):
 def test_renders_are_redone_when_the_renderer_changes(tmp_path, collection, monkeypatch):
     write_files(tmp_path / "cards", {"a.yaml": FACT})
     assert _build(tmp_path) == 0
-    real = render.render_markdown
-    monkeypatch.setattr(render, "render_markdown", lambda text: render.RenderedText(real(text).html + "<!--new renderer-->", 0, ()))
+    real = render._render_all
+    monkeypatch.setattr(render, "_render_all", lambda texts, math: [render.RenderedText(r.html + "<!--new renderer-->", r.formulas, r.problems) for r in real(texts, math)])
     monkeypatch.setattr(render, "RENDER_VERSION", "a new renderer version")
     (tmp_path / "cards" / "a.yaml").touch()
     assert _build(tmp_path, "--out", tmp_path / "again") == 0
@@ -153,9 +153,9 @@ def test_warm_build_parses_and_renders_nothing_but_sees_an_edit(tmp_path, monkey
     assert _build(tmp_path) == 0
     parsed: list[Path] = []
     rendered: list[str] = []
-    real_parse, real_render = load.parse_file, render.render_markdown
+    real_parse, real_render = load.parse_file, render._render_all
     monkeypatch.setattr(load, "parse_file", lambda path, data: parsed.append(path) or real_parse(path, data))
-    monkeypatch.setattr(render, "render_markdown", lambda text: rendered.append(text) or real_render(text))
+    monkeypatch.setattr(render, "_render_all", lambda texts, math: rendered.extend(texts) or real_render(texts, math))
     assert _build(tmp_path) == 0
     assert parsed == [] and rendered == []
     (tmp_path / "cards" / "b.yaml").write_text((tmp_path / "cards" / "b.yaml").read_text().replace("An answer.", "A new answer."))
