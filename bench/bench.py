@@ -273,6 +273,17 @@ It leaves math to Anki's MathJax, while deckbuild converts every formula to Math
 (six per card here), and it writes one package where deckbuild writes the all-decks package plus
 one per collection.
 
+## The cold build of 10,000 cards
+
+This run's machine was shared with other jobs (a load average of about 10 on 2 cores), and
+every wall time in the table is several times what a quiet machine gives: ankcompiler, which
+ran at about 390 cards/s here on a quieter day, ran at 76 cards/s in this run, about 5× slower.
+Scaled by the same factor, deckbuild's cold build would be near 3,800 cards/s, an estimate, not
+a measurement; compare the two tools within one run. A profile of the cold build (cProfile)
+puts most of its time in rendering: Python-Markdown and latex2mathml on 20,000 texts and
+60,000 formulas, in two worker processes; then parsing the YAML and Markdown (about 10 %) and
+genanki writing the notes (about 10 %).
+
 ## Where a one-card edit of the large corpus spends its time
 
 A profile of the one-card edit of 100,000 cards (cProfile, on this shared machine) splits it as:
