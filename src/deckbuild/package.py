@@ -214,14 +214,19 @@ class NoteStore:
             out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise PackageError(f"cannot write {out_dir}: {exc.strerror or exc}") from None
-        self.path = _reserve(out_dir / "notes", ".anki2.tmp")
         self.models = {kind: _Model(spec, notetype_mods[spec.id]) for kind, spec in NOTE_TYPES.items()}
         self.namespace = namespace
         self.first_id = first_id
         self._ids = itertools.count(first_id)
-        self._db = sqlite3.connect(self.path)
-        self._db.executescript("pragma journal_mode = off; pragma synchronous = off;" + APKG_SCHEMA)
-        self._cursor = self._db.cursor()
+        self._db: sqlite3.Connection | None = None
+        self.path = _reserve(out_dir / "notes", ".anki2.tmp")
+        try:  # until __enter__ returns, nobody else removes the file (an interrupt may come now)
+            self._db = sqlite3.connect(self.path)
+            self._db.executescript("pragma journal_mode = off; pragma synchronous = off;" + APKG_SCHEMA)
+            self._cursor = self._db.cursor()
+        except BaseException:
+            self.close()
+            raise
 
     def add(self, card: Card, fields: list[str], mod: int) -> None:
         """Write one note (and its cards) with modification time ``mod`` (epoch seconds)."""
@@ -230,7 +235,8 @@ class NoteStore:
 
     def close(self) -> None:
         """Close and remove the database (and the output folder, if it made it and it stayed empty)."""
-        self._db.close()
+        if self._db is not None:
+            self._db.close()
         self.path.unlink(missing_ok=True)
         if self._made is not None:
             try:
