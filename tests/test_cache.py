@@ -108,3 +108,34 @@ def test_the_cache_stores_no_pickle(project, tmp_path):
 
     for value in values:
         json.loads(value)  # every value is plain JSON text
+
+
+def test_a_cached_output_is_not_reused_when_the_timeout_changes(project, tmp_path, capsys):
+    card = "deck: D\ntype: code\ncards:\n  - id: slow\n    q: Q?\n    timeout: {t}\n    code: |\n      import time\n      time.sleep(0.6)\n      print('done')\n"
+    cards = project({"a.yaml": card.format(t=30)})
+    cache = tmp_path / "cache"
+    assert run_cli("build", cards, "--out", tmp_path / "d", "--cache-dir", cache, "--quiet") == 0
+    (cards / "a.yaml").write_text(card.format(t=0.2))
+    assert run_cli("build", cards, "--out", tmp_path / "d", "--cache-dir", cache, "--quiet") == 1
+    assert capsys.readouterr().err.splitlines()[0] == f"{cards}/a.yaml:8: error: code card 'slow' timed out after 0.2 s"
+
+
+def test_one_card_cannot_change_another_cards_output(project, tmp_path, collection):
+    """Issue 11: a name set on builtins, a signal handler or a patched print used to reach the
+    next card, and the output cache then kept serving the leaked output after the fix."""
+    leaky = (
+        "deck: D\ntype: code\ncards:\n"
+        "  - id: a-leaky\n    q: Q?\n    code: |\n"
+        "      import builtins, signal\n      builtins.answer = 'LEAKED'\n"
+        "      _print = builtins.print\n      builtins.print = lambda *a, **k: _print('PATCHED', *a, **k)\n"
+        "      signal.signal(signal.SIGALRM, lambda *a: _print('ALARM'))\n      signal.setitimer(signal.ITIMER_REAL, 0.2)\n"
+        "      _print('leaky ran')\n"
+        "  - id: b-victim\n    q: Q?\n    code: |\n"
+        "      import builtins, time\n      time.sleep(0.4)\n      print(getattr(builtins, 'answer', 'clean'))\n"
+    )
+    cards = project({"a.yaml": leaky})
+    assert run_cli("build", cards, "--out", tmp_path / "d", "--cache-dir", tmp_path / "cache", "--quiet") == 0
+    import_package(collection, tmp_path / "d" / "d.apkg")
+    outputs = {collection.get_note(n)["ID"] if "ID" in collection.get_note(n) else collection.get_note(n).fields[0]: collection.get_note(n)["Output"] for n in collection.find_notes("")}
+    assert '<pre class="stdout">clean\n</pre>' in outputs["b-victim"]
+    assert "ALARM" not in outputs["b-victim"] and "PATCHED" not in outputs["b-victim"]

@@ -88,11 +88,13 @@ def test_runner_is_stdlib_only():
                 assert mod.split(".")[0] in allowed, f"{name} imports {mod}"
 
 
-def test_warm_reuse_same_pid(worker):
-    first = worker.run("import os; print(os.getpid())")
-    second = worker.run("import os; print(os.getpid())")
+def test_warm_worker_forks_a_fresh_process_per_snippet(worker):
+    first = worker.run("import os; print(os.getpid(), os.getppid())")
+    second = worker.run("import os; print(os.getpid(), os.getppid())")
     assert first.ok and second.ok
-    assert int(first.stdout) == int(second.stdout) == worker.pid
+    (pid1, parent1), (pid2, parent2) = (map(int, r.stdout.split()) for r in (first, second))
+    assert parent1 == parent2 == worker.pid  # the same warm worker (torch imported once)...
+    assert len({pid1, pid2, worker.pid}) == 3  # ...forks a new process for each snippet
 
 
 def test_torch_absent_reports_none():
@@ -278,21 +280,22 @@ def test_flood_does_not_hang(light):
 
 # ---------------------------------------------------------------- timeout, crash
 
-def test_timeout_kills_group_and_recovers(light):
-    first_pid = light.run("import os; print(os.getpid())").stdout.strip()
-    code = ("import subprocess, sys, time\n"
+def test_timeout_kills_the_snippet_and_its_children_and_keeps_the_worker(light):
+    light.run("print(1)")
+    worker_pid = light.pid
+    code = ("import os, subprocess, sys, time\n"
             "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
-            "print(child.pid, flush=True)\n"
+            "print(os.getpid(), child.pid, flush=True)\n"
             "while True:\n    time.sleep(0.01)\n")
     start = time.monotonic()
     r = light.run(code, timeout=1.0)
     assert r.timed_out and not r.ok and r.error is None
     assert 1.0 <= r.seconds < 5 and time.monotonic() - start < 10
-    worker_pid, child_pid = int(first_pid), int(r.stdout.strip())
-    assert _wait_dead(worker_pid), "worker survived the timeout"
+    snippet_pid, child_pid = map(int, r.stdout.split())
+    assert _wait_dead(snippet_pid), "the snippet's process survived the timeout"
     assert _wait_dead(child_pid), "snippet's child process survived the timeout"
-    after = light.run("import os; print(os.getpid())")
-    assert after.ok and int(after.stdout) != worker_pid
+    after = light.run("import os; print(os.getppid())")
+    assert after.ok and int(after.stdout) == worker_pid == light.pid  # still warm
 
 
 def test_timeout_keeps_partial_output(light):
@@ -300,14 +303,15 @@ def test_timeout_keeps_partial_output(light):
     assert r.timed_out and r.stdout == "started\n"
 
 
-def test_crash_os_exit_recovers(light):
-    pid_before = light.run("import os; print(os.getpid())").stdout.strip()
+def test_crash_os_exit_is_reported_and_the_worker_stays(light):
+    light.run("print(1)")
+    worker_pid = light.pid
     r = light.run("print('about to exit')\nimport os\nos._exit(7)")
     assert not r.ok and not r.timed_out
     assert r.error.startswith("WorkerCrash:") and "code 7" in r.error
     assert r.stdout == "about to exit\n"
-    after = light.run("import os; print(os.getpid())")
-    assert after.ok and after.stdout.strip() != pid_before
+    after = light.run("import os; print(os.getppid())")
+    assert after.ok and int(after.stdout) == worker_pid
 
 
 @pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
@@ -318,16 +322,17 @@ def test_crash_segfault_recovers(light):
 
 
 def test_worker_killed_between_runs_is_replaced(light):
-    pid = int(light.run("import os; print(os.getpid())").stdout)
+    light.run("print(1)")
+    pid = light.pid
     os.kill(pid, 9)
     assert _wait_dead(pid)
-    r = light.run("import os; print(os.getpid())")
-    assert r.ok and int(r.stdout) != pid, r
+    r = light.run("import os; print(os.getppid())")
+    assert r.ok and int(r.stdout) != pid and light.pid != pid, r
 
 
 def test_close_kills_process_and_allows_restart():
     w = Worker(PYTHON, preload=())
-    pid = int(w.run("import os; print(os.getpid())").stdout)
+    pid = int(w.run("import os; print(os.getppid())").stdout)
     w.close()
     assert w.pid is None and _wait_dead(pid)
     w.close()  # idempotent
@@ -374,3 +379,38 @@ def test_find_python_skips_bogus(tmp_path):
     assert find_python(["/definitely/not/python", str(VENV_PYTHON)]) is not None
 
 # The default candidates, and an interpreter without torch: tests/test_regressions.py.
+
+# ---------------------------------------------------------------- isolation (issue 11)
+
+LEAKS = [
+    # (what one card leaves behind, what the next card prints if it leaked)
+    ("import builtins\nbuiltins.leaked = 42", "print(hasattr(__builtins__, 'leaked') or 'leaked' in dir(__import__('builtins')))"),
+    ("import signal, time\nsignal.signal(signal.SIGALRM, lambda *a: print('LEAKED HANDLER'))\nsignal.setitimer(signal.ITIMER_REAL, 0.3)",
+     "import time\ntime.sleep(0.6)\nprint(False)"),
+    ("import builtins\n_p = builtins.print\nbuiltins.print = lambda *a, **k: _p('PATCHED', *a, **k)", "print(False)"),
+    ("import sys, types\nsys.modules['leaky_module'] = types.ModuleType('leaky_module')", "import sys\nprint('leaky_module' in sys.modules)"),
+    ("import json\njson.dumps = lambda *a, **k: 'PATCHED'", "import json\nprint(json.dumps(1) == 'PATCHED')"),
+    ("import threading, time\ndef chatter():\n    while True:\n        print('LEAKED THREAD')\n        time.sleep(0.05)\nthreading.Thread(target=chatter, daemon=True).start()",
+     "import threading, time\ntime.sleep(0.3)\nprint(threading.active_count() > 2)"),
+    ("import torch\ntorch.Tensor.sum = lambda self, *a, **k: 'PATCHED'", "import torch\nprint(torch.ones(2).sum() == 'PATCHED')"),
+]
+
+
+@pytest.mark.parametrize("leak, probe", LEAKS, ids=["builtins", "signal-handler", "patched-print", "sys-modules", "patched-function", "thread", "patched-torch"])
+def test_nothing_one_snippet_changes_reaches_the_next(worker, leak, probe):
+    assert worker.run(leak).error is None
+    r = worker.run(probe)
+    assert (r.stdout, r.stderr, r.error) == ("False\n", "", None)
+
+
+def test_a_child_process_a_snippet_leaves_running_is_ended(light):
+    r = light.run("import subprocess, sys\nchild = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\nprint(child.pid)")
+    assert r.ok
+    assert _wait_dead(int(r.stdout)), "the snippet's child process outlived its card"
+
+
+def test_the_snippet_cannot_write_into_the_protocol(light):
+    # fds 3 and 4 were the worker's protocol pipes; in the snippet's process they are closed
+    r = light.run("import os\nfor fd in (3, 4):\n    try:\n        os.write(fd, b'\\x00\\x00\\x00\\x02{}')\n    except OSError as e:\n        print(fd, e.errno)\n")
+    assert r.ok
+    assert light.run("print('fine')").stdout == "fine\n"

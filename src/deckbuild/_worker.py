@@ -48,6 +48,8 @@ import linecache
 import os
 import platform
 import random
+import select
+import signal
 import sys
 import threading
 import time
@@ -56,6 +58,7 @@ import types
 import warnings
 
 SNIPPET_FILENAME = "<snippet>"
+_DUMPS = json.dumps  # taken now: a snippet that patches json.dumps must not break its own frames
 FLUSH_INTERVAL = 0.1  # seconds between streamed output chunks
 
 # Fixed print options applied before every snippet (documented in runner.py).
@@ -68,6 +71,19 @@ TORCH_PRINTOPTIONS = dict(
     precision=4, threshold=1000, edgeitems=3, linewidth=80, sci_mode=None,
 )
 SEED = 0
+
+
+def describe_exit(status):
+    """Say how a snippet's process ended, from its ``os.waitpid`` status."""
+    if status is not None and os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        try:
+            name = " (%s)" % signal.Signals(number).name
+        except ValueError:
+            name = ""
+        return "the snippet's process was killed by signal %d%s" % (number, name)
+    code = os.WEXITSTATUS(status) if status is not None and os.WIFEXITED(status) else status
+    return "the snippet's process exited with code %s" % code
 
 
 def truncation_note(limit):
@@ -116,7 +132,7 @@ class Channel(object):
         return json.loads(body.decode("ascii"))
 
     def send(self, obj):
-        body = json.dumps(obj, ensure_ascii=True).encode("ascii")
+        body = _DUMPS(obj, ensure_ascii=True).encode("ascii")
         data = memoryview(len(body).to_bytes(4, "big") + body)
         with self.lock:
             while data:
@@ -343,8 +359,8 @@ class Worker(object):
         self.base_recursion = sys.getrecursionlimit()
         self.base_filters = list(warnings.filters)
         self.base_showwarning = warnings.showwarning
-        self.flusher = Flusher()
-        self.flusher.start()
+        self.flusher = None  # started in each snippet's process (a fork keeps no threads)
+        self.backlog = []  # requests that came while a snippet ran
 
     def hello(self):
         torch = sys.modules.get("torch")
@@ -399,10 +415,138 @@ class Worker(object):
             torch.autograd.set_detect_anomaly(False)
 
     def run(self, msg):
+        """Run one snippet in a fresh child process forked from this (clean) one.
+
+        The child has its own copy of everything a snippet can change (builtins, modules,
+        signal handlers, patched functions, threads), and leads its own process group, which
+        is killed once it ends (its leftover child processes go with it). Its frames come
+        through a private pipe and are passed on whole, so a child killed mid-write cannot
+        corrupt the protocol. A timeout (``msg["timeout"]`` seconds) or a child that dies
+        without a "done" frame ends in a "done" frame with ``timed_out`` or ``crash``.
+        """
+        run_id = msg["id"]
+        timeout = float(msg.get("timeout") or 0)
+        self.channel.send({"op": "started", "id": run_id})
+        if not hasattr(os, "fork"):  # Windows: in this process (the parent enforces the timeout)
+            if self.flusher is None:
+                self.flusher = Flusher()
+                self.flusher.start()
+            self.run_here(msg)
+            return
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the snippet's process
+            status = 70
+            try:
+                os.close(read_end)
+                os.close(self.channel.fd_in)  # the snippet cannot read or forge the protocol
+                os.close(self.channel.fd_out)
+                os.setpgid(0, 0)
+                self.channel = Channel(None, write_end)
+                self.flusher = Flusher()
+                self.flusher.start()
+                self.run_here(msg)
+                status = 0
+            finally:
+                os._exit(status)
+        os.close(write_end)
+        try:
+            os.setpgid(pid, pid)  # also here: end_group() must find the group even if the child has not run yet
+        except OSError:
+            pass
+        started = time.perf_counter()
+        finished, timed_out, waited = False, False, None
+        buffer = bytearray()
+        deadline = started + timeout if timeout > 0 else None
+        watched = [read_end, self.channel.fd_in]
+        while True:
+            wait = 0.05 if read_end in watched else 0.005
+            if deadline is not None:
+                wait = max(0.0, min(wait, deadline - time.perf_counter()))
+            ready, _, _ = select.select(watched, [], [], wait)
+            if read_end in ready:
+                chunk = os.read(read_end, 65536)
+                if chunk:
+                    buffer += chunk
+                    finished = self.relay(buffer, run_id) or finished
+                else:  # the child closed its end (it is exiting)
+                    watched.remove(read_end)
+            if self.channel.fd_in in ready:
+                self.parent_request(pid)
+            done_pid, status = os.waitpid(pid, os.WNOHANG)
+            if done_pid:
+                waited = status
+                break
+            if deadline is not None and time.perf_counter() >= deadline:
+                self.end_group(pid)
+                waited, timed_out = os.waitpid(pid, 0)[1], True
+                break
+        self.end_group(pid)
+        os.set_blocking(read_end, False)  # a process outside the group may still hold the pipe
+        try:
+            while True:  # what the child wrote before it ended
+                chunk = os.read(read_end, 65536)
+                if not chunk:
+                    break
+                buffer += chunk
+        except BlockingIOError:
+            pass
+        finished = self.relay(buffer, run_id) or finished
+        os.close(read_end)
+        if finished and not timed_out:
+            return
+        frame = {"op": "done", "id": run_id, "error": None, "error_line": None,
+                 "seconds": time.perf_counter() - started, "truncated": {}}
+        if timed_out:
+            frame["timed_out"] = True
+        else:
+            frame["crash"] = describe_exit(waited)
+        self.channel.send(frame)
+
+    def relay(self, buffer, run_id):
+        """Pass every whole frame in ``buffer`` on to the parent; return whether one was "done"."""
+        done = False
+        while len(buffer) >= 4:
+            size = int.from_bytes(buffer[:4], "big")
+            if len(buffer) < 4 + size:
+                break
+            body = bytes(buffer[4:4 + size])
+            del buffer[:4 + size]
+            try:
+                frame = json.loads(body.decode("ascii"))
+            except ValueError:
+                continue  # not ours: a snippet wrote into the pipe
+            if not isinstance(frame, dict) or frame.get("id") != run_id or frame.get("op") not in ("out", "done"):
+                continue
+            if frame["op"] == "done":
+                done = True
+            self.channel.send(frame)
+        return done
+
+    def parent_request(self, pid):
+        """The parent wrote while a snippet's process runs: "exit" or the end of input (the
+        parent is gone) end the snippet and this worker; the next "run" (sent as soon as the
+        parent had this run's "done") waits in the backlog."""
+        msg = self.channel.recv()
+        if msg is None or msg.get("op") == "exit":
+            self.end_group(pid)
+            os._exit(0)
+        self.backlog.append(msg)
+
+    @staticmethod
+    def end_group(pid):
+        """Kill the snippet's process group (the snippet and the processes it left)."""
+        for kill in (os.killpg, os.kill):
+            try:
+                kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    def run_here(self, msg):
+        """Run the snippet in this process (the forked child), sending "out" and "done" frames."""
         run_id = msg["id"]
         code = msg["code"]
         limit = int(msg["max_output"])
-        self.channel.send({"op": "started", "id": run_id})
         capture = Capture(self.channel, run_id, limit)
         error = error_line = None
 
@@ -457,7 +601,7 @@ class Worker(object):
     def serve(self):
         self.channel.send(self.hello())
         while True:
-            msg = self.channel.recv()
+            msg = self.backlog.pop(0) if self.backlog else self.channel.recv()
             if msg is None or msg.get("op") == "exit":
                 return
             if msg.get("op") == "run":

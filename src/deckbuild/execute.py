@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from deckbuild.cache import Cache, content_key
 from deckbuild.errors import Diagnostic, Location, Severity
-from deckbuild.model import Card, CodeOutput, Kind
+from deckbuild.model import DEFAULT_TIMEOUT, Card, CodeOutput, Kind
 from deckbuild.runner import RUNNER_VERSION, RunResult, Worker, WorkerError
 
 MAX_OUTPUT_BYTES = 65536
@@ -66,15 +66,17 @@ def _own_version(package: str) -> str:
         return "absent"
 
 
-def cache_key(code: str, python: str, expect_error: str | None = None) -> str:
+def cache_key(code: str, python: str, expect_error: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> str:
     """Return the cache key (hex SHA-256) of a snippet run by interpreter ``python``.
 
     It covers everything that can change what the snippet prints or whether that output is
-    accepted: the code, ``expect_error``, the interpreter's path and its Python, torch and
-    numpy versions, the runner's version and the output cap.
+    accepted: the code, ``expect_error``, ``timeout`` (seconds: a run near its limit may
+    pass under one and time out under another), the interpreter's path and its Python,
+    torch and numpy versions, the runner's version and the output cap. Each snippet runs
+    in a fresh process (see :mod:`deckbuild.runner`), so no other card changes its output.
     """
     versions = interpreter_versions(python)
-    return content_key(code, str(expect_error), python, *versions, RUNNER_VERSION, str(MAX_OUTPUT_BYTES))
+    return content_key(code, str(expect_error), repr(float(timeout)), python, *versions, RUNNER_VERSION, str(MAX_OUTPUT_BYTES))
 
 
 def output_html(result: RunResult) -> str:
@@ -164,7 +166,7 @@ def execute(
     problems: list[Diagnostic] = []
     to_run: list[tuple[Card, str]] = []
     cached = 0
-    keys = {card.id: cache_key(card.code.value, python, card.expect_error) for card in code_cards}
+    keys = {card.id: cache_key(card.code.value, python, card.expect_error, card.timeout) for card in code_cards}
     hits = cache.get_many("output", keys.values(), str) if cache else {}
     for card in code_cards:
         key = keys[card.id]

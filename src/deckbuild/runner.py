@@ -15,12 +15,17 @@ Typical use::
 
 What a run guarantees
 ---------------------
-* **Isolation.** Every snippet runs as a fresh ``__main__`` module: names never
-  leak from one snippet to the next. Process state a snippet is likely to
-  touch is reset before each run: working directory, ``sys.path``,
-  ``sys.argv``, ``os.environ``, recursion limit, warning filters and
-  "already shown" registries, root logging handlers. (Module-level state of
-  imported libraries, and threads a snippet leaves running, are not undone.)
+* **Isolation.** The worker imports its ``preload`` modules once and then runs
+  no snippet itself: it forks a fresh child process for each (POSIX), so
+  whatever one snippet changes (builtins, ``sys.modules``, patched functions,
+  signal handlers and alarms, threads, module state of libraries) dies with
+  its process and never reaches the next; the child leads its own process
+  group, which is killed when it ends, so child processes it left behind go
+  too (unless they started a session of their own). Every snippet also runs
+  as a fresh ``__main__`` module, from the worker's folder. (On Windows,
+  without fork, snippets share the worker process and only ``__main__``,
+  working directory, ``sys.path``, ``sys.argv``, ``os.environ``, recursion
+  limit, warning filters and root logging handlers are reset.)
 * **Determinism.** Before each snippet: ``random.seed(0)``,
   ``numpy.random.seed(0)``, ``torch.manual_seed(0)``,
   ``torch.set_default_dtype(torch.float32)``, ``torch.set_num_threads(1)``,
@@ -45,12 +50,13 @@ What a run guarantees
   frames (``File "<snippet>", line 3, in <module>``) and ``error_line`` the
   1-based snippet line of the innermost such frame. ``SystemExit`` with code
   0/None counts as success.
-* **Timeouts and crashes.** The worker runs in its own process group (session)
-  on POSIX, or its own process group on Windows; on timeout the whole group is
-  killed, the run returns ``timed_out=True`` (``error`` None) with the output
-  streamed so far, and the next run starts a fresh worker. A worker that dies
-  mid-run (``os._exit``, segfault) yields ``error="WorkerCrash: ..."`` and is
-  replaced on the next run.
+* **Timeouts and crashes.** The worker kills a snippet's process group when
+  it exceeds its timeout and stays warm; the run returns ``timed_out=True``
+  (``error`` None) with the output streamed so far. A snippet whose process
+  dies (``os._exit``, segfault) yields ``error="WorkerCrash: ..."``. The
+  worker runs in its own session (POSIX) or process group (Windows); if the
+  worker itself stops answering (or, on Windows, at the timeout) the whole
+  group is killed and the next run starts a fresh worker.
 """
 
 from __future__ import annotations
@@ -73,7 +79,7 @@ __all__ = ["RUNNER_VERSION", "RunResult", "Worker", "WorkerError", "find_python"
 
 #: Bump whenever the text a given snippet produces may change (seeding, print
 #: options, traceback or truncation format...). Part of the compiler's cache key.
-RUNNER_VERSION = "1"
+RUNNER_VERSION = "2"  # 2: every snippet in its own forked process
 
 WORKER_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_worker.py")
 
@@ -87,6 +93,7 @@ _POSIX = os.name == "posix"
 _CREATE_NO_WINDOW = 0x08000000
 _CREATE_NEW_PROCESS_GROUP = 0x00000200
 _STDERR_KEEP = 65536  # bytes of worker stderr kept for crash diagnostics
+_TIMEOUT_GRACE = 5.0  # seconds past a snippet's timeout before the worker itself counts as hung
 
 
 def _truncation_note(limit: int) -> str:
@@ -437,6 +444,7 @@ class Worker:
         self._hello: dict = {}
         self._lock = threading.RLock()
         self._run_id = 0
+        self._stderr_mark = 0
 
     # -- lifecycle
     def __enter__(self) -> "Worker":
@@ -553,11 +561,11 @@ class Worker:
 
     def _attempt(self, code: str, timeout: float) -> Optional[RunResult]:
         """One try at a run; None if the worker died before starting the snippet."""
-        process = self._send_run(code)
+        process = self._send_run(code, timeout)
         run_id = self._run_id
         limit = self.max_output_bytes
         out = {"stdout": _Output(limit), "stderr": _Output(limit)}
-        stderr_mark = process.stderr_total
+        stderr_mark = self._stderr_mark = process.stderr_total
         acknowledged = False
         started = time.monotonic()
         deadline = started + timeout
@@ -579,14 +587,23 @@ class Worker:
             op = msg.get("op")
             if op == "started":
                 acknowledged = True
-                # the snippet's time starts now, not while a request waited in the pipe
-                deadline = time.monotonic() + timeout
+                # the snippet's time starts now, not while a request waited in the pipe; the
+                # worker itself ends a snippet at ``timeout``, this is the guard against a hung worker
+                deadline = time.monotonic() + timeout + _TIMEOUT_GRACE
             elif op == "out" and msg.get("stream") in out:
                 out[msg["stream"]].add(str(msg.get("data", "")), bool(msg.get("truncated")))
             elif op == "done":
                 return self._finished(msg, out)
 
     def _finished(self, msg: dict, out: dict) -> RunResult:
+        if msg.get("timed_out"):
+            return self._result(out, error=None, timed_out=True, seconds=float(msg.get("seconds", 0.0)))
+        if msg.get("crash"):
+            error = f"WorkerCrash: {msg['crash']} while running the snippet\n"
+            stray = self._process.stderr_since(self._stderr_mark).strip() if self._process else ""
+            if stray:
+                error += stray[-2000:] + "\n"
+            return self._result(out, error=error, timed_out=False, seconds=float(msg.get("seconds", 0.0)))
         limit = self.max_output_bytes
         flags = msg.get("truncated") or {}
         error_text, error_cut = None, False
@@ -608,7 +625,7 @@ class Worker:
             torch=self._hello.get("torch"),
         )
 
-    def _send_run(self, code: str) -> _Process:
+    def _send_run(self, code: str, timeout: float) -> _Process:
         """Send the run request, replacing a worker that died between runs."""
         for attempt in range(2):
             self.start()
@@ -618,7 +635,7 @@ class Worker:
                 if process.exited():
                     raise BrokenPipeError("worker exited")
                 process.send({"op": "run", "id": self._run_id, "code": code,
-                              "max_output": self.max_output_bytes})
+                              "max_output": self.max_output_bytes, "timeout": timeout})
                 return process
             except (OSError, ValueError):
                 self._discard()
