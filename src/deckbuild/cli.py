@@ -60,7 +60,8 @@ def _report(result: BuildResult, out_dir: Path | None) -> str:
     if out_dir is not None:
         if r.packages:
             unchanged = f" ({len(r.unchanged_packages)} unchanged)" if r.unchanged_packages else ""
-            lines.append(f"wrote {len(r.packages)} package(s) to {out_dir}/: {', '.join(r.packages)}{unchanged}")
+            names = ", ".join(r.packages[:10]) + (f", and {len(r.packages) - 10} more" if len(r.packages) > 10 else "")
+            lines.append(f"wrote {len(r.packages)} package(s) to {out_dir}/: {names}{unchanged}")
             lines.append(f"{r.changed_notes} note(s) new or changed")
         else:
             lines.append(f"nothing changed since the last build; nothing written to {out_dir}/")
