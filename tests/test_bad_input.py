@@ -85,6 +85,12 @@ CASES = [
      ["{root}/a.yaml:1: error: file holds no cards, only comments"]),
     ("decks-equal-in-anki", {"a.yaml": "deck: ML::Key Facts\ncards:\n  - {id: x, q: Q, a: A}\n", "b.yaml": "deck: ml::Key Facts\ncards:\n  - {id: y, q: R, a: B}\n"},
      ["{root}/b.yaml:3:5: error: deck 'ml' differs only in case from deck 'ML' (at {root}/a.yaml:3:5); Anki treats them as one deck"]),
+    ("yaml-billion-laughs", {"a.yaml": "a: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\ng: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]\ndeck: D\ncards:\n  - {id: x, q: Q, a: *g}\n"},
+     ["{root}/a.yaml:2:8: error: YAML aliases ('*name') are not allowed in card files; write the value out"]),
+    ("yaml-deep-nesting", {"a.yaml": "deck: D\ncards:\n  - {id: x, q: Q, a: " + "[" * 3000 + "]" * 3000 + "}\n"},
+     ["{root}/a.yaml:1: error: the YAML is nested too deeply"]),
+    ("control-characters-escaped", {"a.yaml": "deck: D\ncards:\n  - {id: x, q: Q, a: A, \"\\e[2J\\0evil\": 1}\n"},
+     ["{root}/a.yaml:3:25: error: unknown key '\\x1b[2J\\x00evil' for a qa card (allowed: a, id, q, source, tags, topic, type)"]),
     ("markdown-code-not-fenced", {"a.md": "---\ndeck: D\ntype: code\n---\n## Q\nid: x\n\n### code\nprint(1)\n"},
      ["{root}/a.md:8:1: error: a '### code' section must hold one fenced code block"]),
 ]

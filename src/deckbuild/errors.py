@@ -46,8 +46,17 @@ class Diagnostic:
     message: str
 
     def __str__(self) -> str:
+        """One line: control characters, NUL and line breaks (in the path or the message) are
+        escaped as ``\\x1b``, ``\\x00``, ``\\n``, so a source cannot forge or hide diagnostics."""
         where = f"{self.location}: " if self.location else ""
-        return f"{where}{self.severity.value}: {self.message}"
+        return printable(f"{where}{self.severity.value}: {self.message}")
+
+
+def printable(text: str) -> str:
+    """Return ``text`` with every non-printable character (``str.isprintable``) backslash-escaped."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
 
 
 class DeckbuildError(Exception):

@@ -174,13 +174,33 @@ def parse_file(path: Path, data: bytes) -> tuple[list[Card], list[Diagnostic]]:
     text = text.removeprefix("\ufeff")
     if not text.strip():
         return [], [_error(Location(path, 1), "file is empty")]
-    if path.suffix == ".md":
-        header, entries_per_card, problems = _parse_markdown(path, text)
-    else:
-        header, entries_per_card, problems = _parse_yaml(path, text)
-    if header is None:
-        return [], problems
-    return _build_cards(path, header, entries_per_card, problems)
+    alias = _first_alias(text) if path.suffix != ".md" and _ALIAS_RE.search(text) else None
+    if alias is not None:  # aliases can expand exponentially ("billion laughs"): never needed in a card file
+        return [], [_error(Location(path, alias.line + 1, alias.column + 1), "YAML aliases ('*name') are not allowed in card files; write the value out")]
+    try:
+        if path.suffix == ".md":
+            header, entries_per_card, problems = _parse_markdown(path, text)
+        else:
+            header, entries_per_card, problems = _parse_yaml(path, text)
+        if header is None:
+            return [], problems
+        return _build_cards(path, header, entries_per_card, problems)
+    except RecursionError:
+        return [], [_error(Location(path, 1), "the YAML is nested too deeply")]
+
+
+_ALIAS_RE = re.compile(r"(^|[\s\[{,:?-])\*[^\s,\[\]{}]")
+
+
+def _first_alias(text: str):
+    """Return the start mark (0-based line and column) of the first YAML alias in ``text``, or ``None``."""
+    try:
+        for event in yaml.parse(text, Loader=_FAST_LOADER):
+            if isinstance(event, yaml.AliasEvent):
+                return event.start_mark
+    except (yaml.YAMLError, RecursionError):
+        pass  # reported by the real parse
+    return None
 
 
 # --- YAML -------------------------------------------------------------------------------
