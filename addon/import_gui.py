@@ -68,6 +68,7 @@ def setup() -> None:
     def do_import(main_window: Any, path: str) -> None:
         before_import(path)
         original(main_window, path)
+        _forget_when_closed(_pending)
 
     do_import._deckbuild = True  # type: ignore[attr-defined]
     importing.ApkgImporter.do_import = staticmethod(do_import)
@@ -87,6 +88,24 @@ def before_import(path: str) -> None:
         _pending = Pending(path, manifest, previous, imports.snapshot(col, manifest))
     except Exception:  # never stand in the way of Anki's own import
         _pending = None
+
+
+def _forget_when_closed(pending: Optional[Pending]) -> None:
+    """Drop the snapshot if Anki's import dialog closes before the import ran
+    (Cancel), so that no later operation is taken for that import."""
+    if pending is None:
+        return
+    from aqt.import_export.import_dialog import ImportDialog
+
+    def forget(*_: Any) -> None:
+        global _pending
+        if _pending is pending:
+            _pending = None
+
+    for widget in mw.app.topLevelWidgets():
+        if isinstance(widget, ImportDialog) and widget.isVisible():
+            # after the import's own operation_did_execute, queued on the main thread
+            widget.finished.connect(lambda *_: mw.progress.single_shot(0, forget, False))
 
 
 def on_operation_did_execute(changes: Any, handler: Any) -> None:
