@@ -236,8 +236,10 @@ class AfterImportDialog(QDialog):
             self.suspend_radio = QRadioButton(f"Suspend their cards and tag the notes {imports.REMOVED_TAG}")
             self.leave_radio = QRadioButton("Leave them as they are")
             layout.addWidget(_label(
-                "Deleting removes these notes' cards and their review history for good (Edit \u2192 Undo takes "
-                f"it back right after). Suspended notes stay findable in the browser with tag:{imports.REMOVED_TAG}."
+                "Deleting removes these notes and their cards with their scheduling: their review history is "
+                "lost to them (Anki keeps the past reviews only in its statistics, and a card that comes back "
+                "starts as new). Edit \u2192 Undo takes it back right after. Suspended notes stay findable in "
+                f"the browser with tag:{imports.REMOVED_TAG}."
             ))
             for name, radio in (("delete", self.delete_radio), ("suspend", self.suspend_radio), ("leave", self.leave_radio)):
                 radio.setObjectName(f"deckbuild-removed-{name}")
@@ -265,7 +267,7 @@ class AfterImportDialog(QDialog):
             layout.addWidget(_table("deckbuild-emptied-list", ["Deck", "Card id", "Front of the note"],
                                     [[i.deck, i.card_id, i.front] for i in leftovers.emptied]))
             self.empty_check = QCheckBox(
-                "Delete these cards, and with them their review history (the notes keep their other cards)."
+                "Delete these cards, and their review history with them (the notes keep their other cards)."
             )
             self.empty_check.setObjectName("deckbuild-delete-emptied")
             self.empty_check.setChecked(True)

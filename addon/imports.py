@@ -473,7 +473,8 @@ def restore_tags(col: Any, updates: Mapping[int, Sequence[str]], unsuspend_notes
 def apply(col: Any, leftovers: Leftovers, removed: str, move: bool, delete_emptied: bool) -> Any:
     """Carry out the user's choices in one undo step, "deckbuild: clean up
     after import": ``removed`` is DELETE (remove the notes: their cards go, and
-    with them their scheduling and review history), SUSPEND (suspend their
+    with them their scheduling; Anki keeps the revlog rows, which then belong to
+    no card), SUSPEND (suspend their
     cards and tag the notes REMOVED_TAG) or LEAVE; ``move`` moves the moved
     cards to the deck the sources name (created if missing); ``delete_emptied``
     deletes the emptied cards (their notes keep their other cards). Raises

@@ -221,6 +221,8 @@ def test_applying_delete_move_and_empty(imported):
     notes_before = set(col.find_notes(""))
     imports.apply(col, found, imports.DELETE, move=True, delete_emptied=True)
     assert set(col.find_notes("")) == notes_before - {found.removed[0].note_id}
+    gone_cards = found.removed[0].card_ids
+    assert not col.db.list(f"select id from cards where id in ({','.join(map(str, gone_cards))})")
     assert col.decks.name(col.get_card(found.moved[0].card_ids[0]).did) == "Top::B"
     assert len(col.find_cards("Id:probe")) == 1
     assert col.get_note(basic_id)["Front"] == "A note of my own"

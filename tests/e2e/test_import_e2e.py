@@ -127,7 +127,7 @@ def test_the_offer_lists_removed_moved_and_emptied_cards_and_says_what_delete_do
     assert offer["radios"] == {"deckbuild-removed-delete": "Delete them",
                                "deckbuild-removed-suspend": "Suspend their cards and tag the notes deckbuild::removed",
                                "deckbuild-removed-leave": "Leave them as they are"}
-    assert any("removes these notes' cards and their review history for good" in text for text in offer["labels"])
+    assert any("their review history is lost to them" in text for text in offer["labels"])
     assert offer["chosen"] == ["delete", True, True]
     assert "basic:my own note" in run["before_v2"]  # the Basic note was in the same deck, and is not listed
 
