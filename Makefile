@@ -5,14 +5,15 @@ BIN    := $(VENV)/bin
 SOURCES ?= cards
 OUT    ?= dist
 
-.PHONY: all build check test addon bench coverage mutation clean distclean setup vendor-temml vendor-font
+.PHONY: all build check preview test addon bench coverage mutation clean distclean setup vendor-temml vendor-font
 
 all: build
 
-# Runtime dependencies (pinned in pyproject.toml; torch==2.13.0 is the CPU wheel).
+# Runtime dependencies (pinned in pyproject.toml; torch==2.13.0 is the CPU wheel), with the
+# `preview` extra (anki, starlette, uvicorn, watchfiles) for `deckbuild preview`.
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e .
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[preview]"
 	touch $@
 
 # Test dependencies: pytest, hypothesis, and real Anki (anki + aqt) to import decks into.
@@ -27,6 +28,10 @@ build: $(VENV)/.installed
 
 check: $(VENV)/.installed
 	$(BIN)/deckbuild check --strict $(SOURCES)
+
+# Every card as Anki shows it, live while writing (http://127.0.0.1:8000/; Ctrl-C stops).
+preview: $(VENV)/.installed
+	$(BIN)/deckbuild preview $(SOURCES)
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest

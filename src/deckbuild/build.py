@@ -37,7 +37,8 @@ class BuildOptions:
 
     ``out_dir`` ``None`` means check only: no package is written (the build cache still is).
     ``cache_dir`` ``None`` means no cache: parse, render and run everything.
-    ``run_code`` ``False`` skips running snippets (a check that only validates and renders).
+    ``run_code`` ``False`` skips running snippets (a check that only validates and renders);
+    ``cached_output_only`` bakes the outputs the output cache holds and runs nothing (the preview).
     ``timestamp`` (seconds since the epoch) overrides :func:`build_timestamp`.
     ``guid_namespace`` is the project's GUID namespace (``None``: derived from each card's
     top-level deck, see :func:`deckbuild.package.card_namespace`).
@@ -54,6 +55,7 @@ class BuildOptions:
     timestamp: int | None = None
     guid_namespace: str | None = None
     math: str = DEFAULT_ENGINE
+    cached_output_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -112,7 +114,7 @@ def build(options: BuildOptions) -> BuildResult:
         outputs = {}
         if options.run_code:
             outputs, run_problems, stats = execute(
-                loaded.cards, cache=cache, python=options.python, progress=options.progress
+                loaded.cards, cache=cache, python=options.python, progress=options.progress, run=not options.cached_output_only
             )
             problems += run_problems
         writing = options.out_dir is not None and bool(loaded.cards)
@@ -289,7 +291,7 @@ def _inputs(options: BuildOptions) -> str:
     here = Path(__file__).parent
     own = [f"{p.relative_to(here)}:{hashlib.sha256(p.read_bytes()).hexdigest()}" for p in sorted(here.rglob("*")) if p.is_file() and "__pycache__" not in p.parts]
     interpreter = interpreter_versions(options.python) if options.run_code else ("no-run",)
-    settings = (options.strict, options.run_code, options.python, options.guid_namespace, options.timestamp, os.environ.get("SOURCE_DATE_EPOCH"))
+    settings = (options.strict, options.run_code, options.cached_output_only, options.python, options.guid_namespace, options.timestamp, os.environ.get("SOURCE_DATE_EPOCH"))
     math = engine(options.math).version()  # the engine's own version (mini-racer's too)
     notetypes = [spec.digest() for spec in NOTE_TYPES.values()]
     return content_key(sources, RENDER_VERSION, math, metadata.version("genanki"), *own, *notetypes, *interpreter, repr(settings))

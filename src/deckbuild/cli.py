@@ -1,8 +1,9 @@
-"""The ``deckbuild`` command line: ``build``, ``check`` and ``init`` (argparse, no framework).
+"""The ``deckbuild`` command line: ``build``, ``check``, ``preview`` and ``init`` (argparse, no framework).
 
 ``build`` and ``check`` take the same flags, except the two about the output folder
 (``--out``, ``--prune``); both read the project config (:mod:`deckbuild.config`) and use
-the build cache. ``check`` writes no package.
+the build cache. ``check`` writes no package. ``preview`` takes the sources, ``--config``,
+``--cache-dir`` and ``--python`` the same way, and serves the cards (:mod:`deckbuild.preview`).
 """
 
 from __future__ import annotations
@@ -29,18 +30,24 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     for name, text in (
         ("build", "build .apkg packages from card sources"),
         ("check", "validate, render and run the sources; write no package"),
+        ("preview", "serve every card as Anki shows it, updated live on save"),
     ):
         sub = subs[name] = commands.add_parser(name, help=text, description=text)
         sub.add_argument("sources", nargs="*", type=Path, help="files or folders (default: the config's sources, or cards/)")
         sub.add_argument("--config", type=Path, help="project config (default: the nearest deckbuild.toml or pyproject.toml)")
-        sub.add_argument("--strict", action="store_true", default=None, help="treat warnings as errors")
         sub.add_argument("--python", help="interpreter that runs code cards (default: this one)")
-        sub.add_argument("--no-run", action="store_true", help="do not run code cards (their Output stays empty)")
-        sub.add_argument("--no-cache", action="store_true", help="ignore the build cache: parse, render and run everything")
         sub.add_argument("--cache-dir", type=Path, help="build cache folder (default: .deckbuild-cache beside the config)")
         sub.add_argument(
             "--math", choices=ENGINES, help="TeX to MathML engine (default: the config's, or temml; latex2mathml is pure Python)"
         )
+        if name == "preview":
+            sub.add_argument("--port", type=int, default=8000, help="TCP port (default: 8000; 0: any free port)")
+            sub.add_argument("--host", default="127.0.0.1", help="address to serve on (default: 127.0.0.1, this machine only)")
+            sub.add_argument("--run", action="store_true", help="run code cards whose output the build cache does not hold")
+            continue
+        sub.add_argument("--strict", action="store_true", default=None, help="treat warnings as errors")
+        sub.add_argument("--no-run", action="store_true", help="do not run code cards (their Output stays empty)")
+        sub.add_argument("--no-cache", action="store_true", help="ignore the build cache: parse, render and run everything")
         sub.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no report")
         if name == "build":
             sub.add_argument("--out", type=Path, help="output folder (default: dist/ beside the config)")
@@ -77,6 +84,16 @@ def _report(result: BuildResult, out_dir: Path | None) -> str:
 def _options(args: argparse.Namespace) -> BuildOptions:
     """Merge the command line over the project config; raise DeckbuildError for bad values."""
     project = load_project(list(args.sources), args.config)
+    if args.command == "preview":
+        return BuildOptions(
+            sources=project.sources,
+            cache_dir=args.cache_dir or project.cache_dir,
+            python=args.python or project.python or sys.executable,
+            progress=False,
+            guid_namespace=project.guid_namespace,
+            math=args.math or project.math or DEFAULT_ENGINE,
+            cached_output_only=not args.run,
+        )
     building = args.command == "build"
     out = args.out if building and args.out is not None else project.out
     if building and (out.is_file() or out.suffix == ".apkg"):
@@ -108,6 +125,26 @@ def _init(folder: Path) -> int:
     return 0
 
 
+def _preview(args: argparse.Namespace) -> int:
+    from deckbuild import preview
+
+    missing = preview.missing_extra()
+    if missing:
+        print(f"deckbuild: {missing}", file=sys.stderr)
+        return 1
+    try:
+        options = _options(args)
+        project = load_project(list(args.sources), args.config)
+        watch = (*options.sources, *((project.config,) if project.config else ()))
+        preview.serve(options, watch, host=args.host, port=args.port)
+    except DeckbuildError as error:
+        print(f"deckbuild: preview: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("deckbuild preview: stopped", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status (0 ok, 1 problems found, 2 usage,
     130 after Ctrl-C / SIGINT, 143 after SIGTERM).
@@ -132,6 +169,8 @@ def _main(argv: list[str] | None) -> int:
         subs[args.command].error(f"unrecognized arguments: {' '.join(extra)}")  # exits 2 with that command's usage
     if args.command == "init":
         return _init(args.folder)
+    if args.command == "preview":
+        return _preview(args)
     try:
         options = _options(args)
         result = build(options)

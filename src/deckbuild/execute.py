@@ -154,12 +154,15 @@ def execute(
     cache: Cache | None,
     python: str = sys.executable,
     progress: bool | None = None,
+    run: bool = True,
 ) -> tuple[dict[str, CodeOutput], list[Diagnostic], ExecuteStats]:
     """Run the snippet of every code card in ``cards``.
 
     ``cache`` keeps outputs between builds (``None``: run everything); ``progress`` shows a
-    progress bar (``None``: only on a terminal). Returns outputs by card id, problems
-    (a snippet that raised, timed out, or printed nothing) and counts.
+    progress bar (``None``: only on a terminal); ``run`` ``False`` takes outputs from the
+    cache only and runs nothing (a snippet not in the cache gets no output; the preview).
+    Returns outputs by card id, problems (a snippet that raised, timed out, or printed
+    nothing) and counts.
     """
     code_cards = [c for c in cards if c.kind is Kind.CODE and c.code is not None]
     outputs: dict[str, CodeOutput] = {}
@@ -173,7 +176,7 @@ def execute(
         if key in hits:
             outputs[card.id] = CodeOutput(card.id, hits[key], cached=True)
             cached += 1
-        else:
+        elif run:
             to_run.append((card, key))
     failed = 0
     if to_run:
