@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from deckbuild.notetypes import MATH_FONT
 from tests.conftest import REPO, import_package, run_cli
 
 pytest.importorskip("PyQt6.QtWebEngineWidgets")
@@ -169,7 +170,8 @@ def test_media_is_served_from_the_builds_media_only(served, tmp_path, monkeypatc
     monkeypatch.setenv("SOURCE_DATE_EPOCH", EPOCH)
     assert run_cli("build", root / "cards", "--out", tmp_path / "dist", "--no-run", "--quiet") == 0
     with zipfile.ZipFile(tmp_path / "dist" / "preview.apkg") as package:
-        (name,) = json.loads(package.read("media")).values()  # the package's manifest
+        names = sorted(json.loads(package.read("media")).values())  # the manifest and the fonts
+    assert MATH_FONT.name in names and any(n.startswith("_deckbuild-manifest-") for n in names)
 
     def status(path: str) -> int:
         connection = http.client.HTTPConnection("127.0.0.1", preview.port, timeout=30)
@@ -178,7 +180,10 @@ def test_media_is_served_from_the_builds_media_only(served, tmp_path, monkeypatc
         connection.close()
         return code
 
-    assert status(f"/media/{name}") == 200
+    for name in names:
+        assert status(f"/media/{name}") == 200, name
+    with urllib.request.urlopen(f"{preview.url}media/{MATH_FONT.name}", timeout=30) as response:
+        assert response.read() == MATH_FONT.data
     for path in (
         "/media/../collection.anki2",
         "/media/..%2Fcollection.anki2",
@@ -213,6 +218,8 @@ def test_page_in_chromium_lists_cards_switches_modes_and_updates_live(served):
         front, back = "document.getElementById('front').contentDocument", "document.getElementById('back').contentDocument"
         page.wait(f"{back}.body.textContent.includes('The first draft.')", 10)
         assert page.js(f"{front}.querySelectorAll('math').length") == 1
+        # The shipped math font, declared in the note type CSS, loads from the build's media.
+        page.wait(f"Array.from({front}.fonts).some(f => f.family.includes('Latin Modern Math') && f.status === 'loaded')", 10)
         assert page.js(f"{front}.body.className") == "card card1"
         assert page.js(f"getComputedStyle({front}.body).fontSize") == "20px"  # the note type CSS applies
         assert page.js("getComputedStyle(document.body).fontSize") == "14px"  # and does not leak into the page
@@ -242,7 +249,7 @@ def test_page_in_chromium_lists_cards_switches_modes_and_updates_live(served):
         source.write_text("\n".join(lines), encoding="utf-8")
         page.wait("!document.getElementById('diagnostics').hidden", 5)
         shown = page.js("document.getElementById('diagnostics').textContent")
-        assert re.fullmatch(rf".*a\.yaml:{BROKEN_LINE}:13: error: bad LaTeX in .*unbalanced braces.*", shown), shown
+        assert re.fullmatch(rf".*a\.yaml:{BROKEN_LINE}:13: error: bad LaTeX in \$\\frac\{{2x\}}\{{\$: .*", shown), shown
         assert page.js("document.querySelectorAll('.card-item').length") == 5
         assert page.js(f"{back}.body.textContent.includes('The second draft.')")
 
