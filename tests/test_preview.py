@@ -150,15 +150,17 @@ def _state(preview: Preview) -> dict:
 
 def test_each_side_is_what_anki_shows_after_importing_the_built_package(served, tmp_path, collection):
     root, preview = served
-    shown = {(c["id"], c["ord"]): c for c in _state(preview)["cards"]}
+    state = _state(preview)
+    shown = {(c["id"], c["ord"]): c for c in state["cards"]}
     assert run_cli("build", root / "cards", "--out", tmp_path / "dist", "--no-run", "--cache-dir", tmp_path / "cache", "--quiet") == 0
     import_package(collection, tmp_path / "dist" / "preview.apkg")
     notetypes = set()
     for cid in collection.find_cards(""):
         card = collection.get_card(cid)
         mine = shown.pop((card.note()["Id"], card.ord))
-        assert mine["question"] == card.question()
-        assert mine["answer"] == card.answer()
+        css = state["css"][mine["notetype"]]  # the page puts it in a <style> before each side, as Anki does
+        assert f"<style>{css}</style>{mine['question']}" == card.question()
+        assert f"<style>{css}</style>{mine['answer']}" == card.answer()
         assert mine["notetype"] == card.note_type()["name"]
         notetypes.add(mine["notetype"])
     assert shown == {}
@@ -212,6 +214,7 @@ def test_page_in_chromium_lists_cards_switches_modes_and_updates_live(served):
         assert page.js(f"{search}('variance')") == ["pv-probe/1"]
         assert page.js(f"{search}('demo')") == KEYS
         assert page.js(f"{search}('pv-fact')") == ["pv-fact/0"]
+        assert page.js("document.querySelector('.card-item.selected').dataset.key") == "pv-fact/0"  # the first match is shown
         assert page.js(f"{search}('')") == KEYS
 
         page.js("document.querySelector('[data-key=\"pv-qa/0\"]').click()")

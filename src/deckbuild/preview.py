@@ -65,9 +65,11 @@ class PreviewCard:
     """One Anki card as the preview shows it.
 
     ``id`` is deckbuild's card id (the note's ``Id`` field), ``ord`` the card's template
-    index (0: the card, 1: a probe's follow-up), ``question``/``answer`` exactly what Anki's
-    ``card.question()``/``card.answer()`` return (a ``<style>`` with the note type CSS, then
-    the side's HTML); ``not_run`` is true for a code card whose output the cache did not hold.
+    index (0: the card, 1: a probe's follow-up), ``question``/``answer`` the sides' HTML from
+    Anki's template engine (``card.render_output()``), without the note type CSS: Anki's
+    ``card.question()`` is ``<style>{css}</style>`` then this, and the CSS (the same for every
+    card of a note type) is sent once per note type (:attr:`PreviewState.css`);
+    ``not_run`` is true for a code card whose output the cache did not hold.
     """
 
     id: str
@@ -91,6 +93,7 @@ class PreviewState:
     cards: tuple[PreviewCard, ...] = ()
     diagnostics: tuple[str, ...] = ()
     seconds: float = 0.0
+    css: tuple[tuple[str, str], ...] = ()  # (note type name, its CSS)
 
     def to_json(self) -> str:
         """Return the state as the JSON the page reads from ``/api/state``."""
@@ -98,6 +101,7 @@ class PreviewState:
             "version": self.version,
             "seconds": round(self.seconds, 3),
             "diagnostics": list(self.diagnostics),
+            "css": dict(self.css),
             "cards": [card.__dict__ | {"tags": list(card.tags)} for card in self.cards],
         })
 
@@ -123,6 +127,7 @@ class Previewer:
         self.options = replace(self.options, out_dir=root / "dist", progress=False)
         self.collection = Collection(str(root / "collection" / "collection.anki2"))
         self.media_dir = Path(self.collection.media.dir()).resolve()
+        self._rendered: dict = {}  # Anki card id -> ((note mod, note type mod), PreviewCard)
 
     def rebuild(self) -> PreviewState:
         """Build, import what changed and return the new state (also kept in ``state``).
@@ -148,7 +153,8 @@ class Previewer:
     def _set(self, cards: tuple[PreviewCard, ...], diagnostics: list[Diagnostic], started: float) -> PreviewState:
         import time
 
-        self.state = PreviewState(self.state.version + 1, cards, tuple(str(d) for d in diagnostics), time.perf_counter() - started)
+        css = tuple((nt["name"], nt["css"]) for nt in self.collection.models.all())
+        self.state = PreviewState(self.state.version + 1, cards, tuple(str(d) for d in diagnostics), time.perf_counter() - started, css)
         return self.state
 
     def _import(self, path: Path) -> None:
@@ -162,7 +168,12 @@ class Previewer:
         self.collection.import_anki_package(ImportAnkiPackageRequest(package_path=str(path), options=options))
 
     def _cards(self) -> tuple[PreviewCard, ...]:
-        """Every card of the last build, in source order, as Anki renders it."""
+        """Every card of the last build, in source order, as Anki renders it.
+
+        A card is rendered again only when its note or note type changed since the last
+        rebuild (their modification times in the collection), so a save re-renders the
+        cards it changed, not the corpus.
+        """
         cache = Cache(self.options.cache_dir) if self.options.cache_dir is not None else None
         try:
             notes = history.read(cache, self.options.out_dir).notes
@@ -170,26 +181,37 @@ class Previewer:
             if cache is not None:
                 cache.close()
         col = self.collection
-        by_id: dict[str, list] = {}
-        for cid in col.find_cards(""):
-            card = col.get_card(cid)
-            by_id.setdefault(card.note()["Id"], []).append(card)
-        shown = []
+        rows = col.db.all(
+            "select c.id, c.ord, n.mod, n.mid, n.flds from cards c join notes n on c.nid = n.id order by c.ord"
+        )
+        by_id: dict[str, list[tuple[int, int, int, int]]] = {}
+        for cid, ord_, mod, mid, fields in rows:
+            by_id.setdefault(fields.split("\x1f", 1)[0], []).append((cid, ord_, mod, mid))  # field 0 is Id
+        notetype_mod = {mid: col.models.get(mid)["mod"] for mid in {row[3] for row in rows}}
+        rendered: dict[int, tuple[tuple[int, int], PreviewCard]] = {}
         for card_id, (_, _, count, kind, deck) in notes.items():
-            for card in sorted(by_id.get(card_id, []), key=lambda c: c.ord)[:count]:
+            for cid, ord_, mod, mid in by_id.get(card_id, [])[:count]:
+                stamp = (mod, notetype_mod[mid])
+                before = self._rendered.get(cid)
+                if before is not None and before[0] == stamp and before[1].deck == deck:
+                    rendered[cid] = before
+                    continue
+                card = col.get_card(cid)
                 note = card.note()
-                shown.append(PreviewCard(
+                output = card.render_output()
+                rendered[cid] = (stamp, PreviewCard(
                     id=card_id,
                     deck=deck,
                     notetype=note.note_type()["name"],
                     template=card.template()["name"],
-                    ord=card.ord,
+                    ord=ord_,
                     tags=tuple(note.tags),
-                    question=card.question(),
-                    answer=card.answer(),
+                    question=output.question_text,
+                    answer=output.answer_text,
                     not_run=kind == "code" and not note["Output"].strip(),
                 ))
-        return tuple(shown)
+        self._rendered = rendered
+        return tuple(card for _, card in rendered.values())
 
     def media_file(self, name: str) -> Path | None:
         """Return the file ``name`` in the collection's media folder, or ``None``.
@@ -271,7 +293,7 @@ def app(previewer: Previewer, watch: tuple[Path, ...], executor: ThreadPoolExecu
             task.cancel()
 
     async def page(_request):
-        return HTMLResponse(PAGE.read_text(encoding="utf-8"))
+        return HTMLResponse(PAGE.read_text(encoding="utf-8"), headers={"Cache-Control": "no-store"})
 
     async def state(_request):
         return Response(previewer.state.to_json(), media_type="application/json", headers={"Cache-Control": "no-store"})
