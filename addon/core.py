@@ -8,6 +8,7 @@ Nothing here imports aqt, so it is tested without Anki. Python 3.9 syntax
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import re
@@ -95,6 +96,10 @@ _CSS = """
 .nightMode .deckbuild-output .deckbuild-error { color: #ff8a80; }
 .deckbuild-output .deckbuild-notice { color: #c77c02; font-weight: bold; margin: .3em 0; }
 .deckbuild-output .deckbuild-meta { font-size: .8em; opacity: .7; }
+.deckbuild-output .deckbuild-figure { display: block; max-width: 100%; height: auto; margin: .3em 0; }
+.deckbuild-output .deckbuild-night { display: none; }
+.nightMode .deckbuild-output .deckbuild-day { display: none; }
+.nightMode .deckbuild-output .deckbuild-night { display: block; }
 """
 
 # Moves the hint and the output box right under the snippet; without a
@@ -291,7 +296,8 @@ def bottom_bar_js(show: bool) -> str:
 
 @dataclass(frozen=True)
 class Section:
-    """One labelled block of a run's result: kind is stdout, stderr or error."""
+    """One labelled block of a run's result: kind is stdout, stderr, error, or
+    figures (whose text is the <img> HTML of figures_html, not plain text)."""
 
     kind: str
     label: str
@@ -312,6 +318,40 @@ def result_sections(result: Any) -> list[Section]:
             label += f" (line {result.error_line})"
         sections.append(Section("error", label, result.error))
     return sections
+
+
+_MIME = {"svg": "image/svg+xml", "png": "image/png"}
+
+
+def figures_html(result: Any) -> str:
+    """Return the figures of a RunResult as ``<img>`` tags with data: URLs, a day and a
+    night variant each (the CSS shows the night one under Anki's ``.nightMode``).
+
+    Nothing is written to the collection's media folder: a Run changes no file.
+    """
+    parts = []
+    for figure in getattr(result, "figures", ()) or ():
+        mime = _MIME.get(figure.format)
+        if mime is None:
+            continue
+        size = f'width="{int(figure.width)}" height="{int(figure.height)}"'
+        alt = html.escape(figure.alt)
+        for variant, data in (("day", figure.day), ("night", figure.night)):
+            url = f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+            parts.append(f'<img class="deckbuild-figure deckbuild-{variant}" src="{url}" alt="{alt}" {size}>')
+    return "".join(parts)
+
+
+_OTHER_VARIANT = {
+    night: re.compile(f'<img class="deckbuild-figure deckbuild-{"day" if night else "night"}" [^>]*>')
+    for night in (False, True)
+}
+
+
+def one_variant(inner_html: str, night: bool) -> str:
+    """Keep only the day (or night) figures of result_html's output, for a widget
+    without CSS ``display`` (the scratchpad's QTextBrowser)."""
+    return _OTHER_VARIANT[night].sub("", inner_html)
 
 
 def result_notices(result: Any, settings: Settings) -> list[str]:
@@ -339,15 +379,23 @@ def result_meta(result: Any, interpreter: str) -> str:
 
 
 def result_html(result: Any, settings: Settings, interpreter: str) -> str:
-    """Return the HTML for the card's .deckbuild-output box after a run."""
+    """Return the HTML for the card's .deckbuild-output box after a run: notices,
+    stdout, the figures (see figures_html), stderr, the exception, the meta line."""
     parts = [
         f'<div class="deckbuild-notice">{html.escape(n)}</div>'
         for n in result_notices(result, settings)
     ]
-    for s in result_sections(result):
+    sections = result_sections(result)
+    figures = figures_html(result)
+    if figures:  # right after stdout
+        sections.insert(int(bool(sections) and sections[0].kind == "stdout"), Section("figures", "Figures", figures))
+    for s in sections:
         parts.append(f'<div class="deckbuild-label">{html.escape(s.label)}</div>')
-        parts.append(f'<pre class="deckbuild-{s.kind}">{html.escape(s.text)}</pre>')
-    if not result_sections(result) and not result.timed_out:
+        if s.kind == "figures":
+            parts.append(f"<div>{s.text}</div>")
+        else:
+            parts.append(f'<pre class="deckbuild-{s.kind}">{html.escape(s.text)}</pre>')
+    if not sections and not result.timed_out:
         parts.append('<div class="deckbuild-label">No output</div>')
     meta = html.escape(result_meta(result, interpreter))
     parts.append(f'<div class="deckbuild-meta">{meta}</div>')

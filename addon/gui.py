@@ -410,9 +410,12 @@ class Scratchpad(QDialog):
 
 
 def _qt_html(card_html: str) -> str:
-    """Give the card's result HTML the few inline styles QTextBrowser honours."""
+    """Give the card's result HTML the few inline styles QTextBrowser honours,
+    and only the figures for Anki's current theme."""
+    from aqt.theme import theme_manager
+
     return (
-        card_html.replace('class="deckbuild-stderr"', 'style="color:#c77c02"')
+        core.one_variant(card_html, theme_manager.night_mode).replace('class="deckbuild-stderr"', 'style="color:#c77c02"')
         .replace('class="deckbuild-error"', 'style="color:#c62828"')
         .replace('class="deckbuild-notice"', 'style="color:#c77c02; font-weight:bold"')
         .replace('class="deckbuild-label"', 'style="font-weight:bold"')

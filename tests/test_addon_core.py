@@ -155,6 +155,7 @@ class FakeResult:
     seconds: float = 0.0123
     python: str = "3.11.7"
     torch: str | None = "2.13.0+cpu"
+    figures: tuple = ()
 
 
 SETTINGS = Settings("", 30.0, 100000, True)
@@ -191,6 +192,21 @@ def test_result_html_notices_timeout_and_truncation():
 
 def test_result_html_says_when_there_is_no_output():
     assert '<div class="deckbuild-label">No output</div>' in core.result_html(FakeResult(), SETTINGS, "")
+
+
+def test_result_html_shows_figures_after_stdout_as_data_urls_day_and_night():
+    from deckbuild.runner import Figure
+
+    figure = Figure("svg", b"<svg>day</svg>", b"<svg>night</svg>", "Figure 1: a <b> title", 400, 250)
+    result = FakeResult(stdout="hi\n", stderr="warn\n", figures=(figure,))
+    html = core.result_html(result, SETTINGS, "")
+    day = '<img class="deckbuild-figure deckbuild-day" src="data:image/svg+xml;base64,PHN2Zz5kYXk8L3N2Zz4=" alt="Figure 1: a &lt;b&gt; title" width="400" height="250">'
+    night = '<img class="deckbuild-figure deckbuild-night" src="data:image/svg+xml;base64,PHN2Zz5uaWdodDwvc3ZnPg==" alt="Figure 1: a &lt;b&gt; title" width="400" height="250">'
+    assert html.index("deckbuild-stdout") < html.index(day) < html.index(night) < html.index("deckbuild-stderr")
+    assert core.one_variant(html, night=False).count("<img") == 1 and day in core.one_variant(html, night=False)
+    assert night in core.one_variant(html, night=True) and day not in core.one_variant(html, night=True)
+    only = core.result_html(FakeResult(figures=(figure,)), SETTINGS, "")
+    assert only.startswith('<div class="deckbuild-label">Figures</div>') and "No output" not in only
 
 
 def test_card_gets_an_output_box_and_no_control():

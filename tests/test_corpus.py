@@ -108,6 +108,7 @@ def test_collections_have_their_promised_sizes(corpus):
     assert notes["ML Interview::Deep Probes"] >= 50
     assert notes["ML Interview::Code"] >= 20
     assert notes["ML Interview::Interview"] >= 32
+    assert notes["ML Interview::Figures"] >= 12
     code = [c for c in corpus if c.kind is Kind.CODE]
     assert len(code) >= 20
 
@@ -144,6 +145,19 @@ def test_code_cards_have_their_output_baked_in(built, collection):
         assert "/work/" not in note["Output"] and "/home/" not in note["Output"]  # no local paths in notes
 
 
+def test_figure_cards_have_their_figures_baked_in(built, collection):
+    root, _ = built
+    import_package(collection, root / "dist" / "ml-interview-figures.apkg")
+    notes = [collection.get_note(n) for n in collection.find_notes('"deck:ML Interview::Figures"')]
+    assert len(notes) >= 12
+    media = {p.name for p in Path(collection.media.dir()).iterdir()}
+    for note in notes:
+        images = re.findall(r'<img class="db-figure db-(day|night)" src="([^"]+)"', note["Output"])
+        assert [kind for kind, _ in images][:2] == ["day", "night"], note["Id"]
+        assert {name for _, name in images} <= media, note["Id"]
+        assert re.search(r'<pre class="stdout">[^<]', note["Output"]), note["Id"]  # and the numbers it computed
+
+
 def test_a_warm_rebuild_runs_no_snippet(built):
     root, first = built
     assert first.report.snippets_run >= 20
@@ -161,7 +175,9 @@ def test_the_addon_runs_the_same_code_and_prints_what_was_baked(built, corpus, c
     from deckbuild.runner import Worker
 
     root, _ = built
-    import_package(collection, root / "dist" / "ml-interview-code.apkg")
+    from deckbuild.execute import figure_media
+
+    import_package(collection, root / "dist" / "ml-interview.apkg")
     sources = {c.id: c.code.value for c in corpus if c.kind is Kind.CODE}
     notes = [collection.get_note(n) for n in collection.find_notes('"note:deckbuild Code"')]
     assert len(notes) == len(sources)
@@ -172,3 +188,5 @@ def test_the_addon_runs_the_same_code_and_prints_what_was_baked(built, corpus, c
             result = worker.run(code)
             if result.stdout:
                 assert f'<pre class="stdout">{html.escape(result.stdout)}</pre>' in note["Output"], note["Id"]
+            for day, night, _ in figure_media(note["Id"], result.figures):  # the same figures, byte for byte
+                assert f'src="{day.name}"' in note["Output"] and f'src="{night.name}"' in note["Output"], note["Id"]

@@ -23,7 +23,8 @@ for crash diagnostics.
 
 parent -> worker::
 
-    {"op": "run", "id": int, "code": str, "max_output": int}   # bytes per stream
+    {"op": "run", "id": int, "code": str, "max_output": int,   # bytes per stream
+     "figures": {"count": int, "side": int, "bytes": int}}     # figure limits
     {"op": "exit"}
 
 worker -> parent::
@@ -34,7 +35,14 @@ worker -> parent::
     {"op": "out", "id": int, "stream": "stdout"|"stderr", "data": str,
      "truncated": bool}                      # the stream hit the cap
     {"op": "done", "id": int, "error": str|null, "error_line": int|null,
-     "seconds": float, "truncated": {"stdout": bool, "stderr": bool, "error": bool}}
+     "seconds": float, "truncated": {"stdout": bool, "stderr": bool, "error": bool},
+     "figures": [{"format": "svg"|"png", "day": base64, "night": base64,
+                  "alt": str, "width": int, "height": int}]}   # CSS px
+
+Figures: a snippet that mentions ``matplotlib`` (or runs after one that
+imported pyplot) gets pyplot set up before it runs: Agg backend, matplotlib's
+own defaults plus :data:`FIGURE_STYLE`, no open figure. Every figure it leaves
+open is saved in creation order, in a day and a night variant, and closed.
 
 ``out`` frames stream output in chunks (line by line for the first 1000
 frames, then every 0.1 s) so that a run that times out or crashes still
@@ -335,6 +343,197 @@ def format_error(exc):
 
 
 # --------------------------------------------------------------------------
+# figures (matplotlib)
+
+#: Card text colours (deckbuild's card.css) for the day and night variants.
+DAY_FG, NIGHT_FG = "#1f2328", "#e6edf3"
+DAY_BG, NIGHT_BG = "#ffffff", "#1f1f1f"
+#: Colours with at least 3:1 contrast (WCAG 2.1, 1.4.11 non-text contrast)
+#: against both the day (#ffffff) and the night (#1f1f1f) card background.
+PALETTE = ("#3b82d6", "#db6d12", "#2d9b3c", "#e34850", "#9872d6",
+           "#ad7651", "#d560ad", "#868686", "#93911b", "#159fb0")
+#: rcParams set on top of matplotlib's defaults before each snippet. Figures
+#: are drawn once, with DAY_FG; the night variant swaps the foreground (and
+#: black) for NIGHT_FG and white for NIGHT_BG. Backgrounds are transparent.
+FIGURE_STYLE = {
+    "figure.figsize": (5.0, 3.2), "figure.dpi": 100,
+    "figure.facecolor": "none", "axes.facecolor": "none", "savefig.transparent": True,
+    "text.color": DAY_FG, "axes.labelcolor": DAY_FG, "axes.edgecolor": DAY_FG,
+    "axes.titlecolor": DAY_FG, "xtick.color": DAY_FG, "ytick.color": DAY_FG,
+    "xtick.labelcolor": DAY_FG, "ytick.labelcolor": DAY_FG, "grid.color": DAY_FG,
+    "grid.alpha": 0.18, "patch.edgecolor": DAY_FG, "hatch.color": DAY_FG,
+    "boxplot.flierprops.markeredgecolor": DAY_FG, "legend.facecolor": DAY_BG,
+    "legend.edgecolor": DAY_FG, "legend.framealpha": 0.85,
+    "svg.hashsalt": "deckbuild", "svg.fonttype": "path", "svg.image_inline": True,
+    "savefig.bbox": "tight", "savefig.pad_inches": 0.05,
+}
+NIGHT_SWAP = ((DAY_FG, NIGHT_FG), ("#000000", NIGHT_FG), (DAY_BG, NIGHT_BG))
+SVG_MAX_BYTES = 400000  # a heavier SVG is saved as PNG at 2x instead
+PNG_SCALE = 2  # device pixels per CSS px
+CSS_DPI = 96  # CSS px per inch
+
+
+class FigureError(Exception):
+    """A figure the snippet drew cannot be kept (too many, too large, too heavy)."""
+
+
+def _swap_svg(data):
+    """Return the night variant of an SVG drawn with FIGURE_STYLE."""
+    for day, night in NIGHT_SWAP:
+        data = data.replace(day.encode("ascii"), night.encode("ascii"))
+    return data
+
+
+def _night_png(day):
+    """Return the night variant of a PNG drawn with FIGURE_STYLE (pixels near the
+    swapped colours are recoloured; alpha, hence anti-aliasing, is kept)."""
+    import numpy as np
+    from PIL import Image
+    with Image.open(io.BytesIO(day)) as image:
+        pixels = np.array(image.convert("RGBA"))
+    rgb = pixels[..., :3].astype(np.int16)
+    out = pixels.copy()
+    for colour, other in NIGHT_SWAP:
+        src = np.array([int(colour[i:i + 2], 16) for i in (1, 3, 5)], dtype=np.int16)
+        dst = np.array([int(other[i:i + 2], 16) for i in (1, 3, 5)], dtype=np.uint8)
+        out[np.abs(rgb - src).max(axis=-1) <= 6, :3] = dst
+    buf = io.BytesIO()
+    Image.fromarray(out, "RGBA").save(buf, format="png")
+    return buf.getvalue()
+
+
+class Figures(object):
+    """Sets pyplot up before a snippet and collects, then closes, its figures."""
+
+    def __init__(self):
+        self.pyplot = None
+        self.limits = {"count": 20, "side": 4000, "bytes": 8 << 20}
+
+    def prepare(self, code, limits):
+        """Make pyplot ready for ``code`` if it may draw; close every figure."""
+        self.limits = dict(self.limits, **(limits or {}))
+        if self.pyplot is None and "matplotlib" not in code and "matplotlib.pyplot" not in sys.modules:
+            return
+        if self.pyplot is None:
+            try:
+                import matplotlib
+                matplotlib.use("agg", force=True)
+                import matplotlib.pyplot as pyplot
+            except Exception:
+                return  # no matplotlib: a snippet importing it raises ImportError itself
+            self.pyplot = pyplot
+            self.figure, self.show = pyplot.figure, pyplot.show
+        pyplot = self.pyplot
+        import matplotlib
+        pyplot.close("all")
+        pyplot.switch_backend("agg")
+        matplotlib.rcdefaults()
+        matplotlib.rcParams.update(FIGURE_STYLE)
+        matplotlib.rcParams["axes.prop_cycle"] = matplotlib.cycler(color=list(PALETTE))
+        count, figure = self.limits["count"], self.figure
+
+        def limited_figure(*args, **kwargs):
+            num = args[0] if args else kwargs.get("num")
+            known = num is not None and pyplot.fignum_exists(num) if not hasattr(num, "canvas") else True
+            if not known and len(pyplot.get_fignums()) >= count:
+                raise FigureError(
+                    "a code card keeps at most %d figures; close the ones it should not show "
+                    "(plt.close(fig))" % count)
+            return figure(*args, **kwargs)
+
+        pyplot.figure = limited_figure
+        pyplot.show = lambda *args, **kwargs: None  # Agg shows nothing; figures are kept anyway
+
+    def collect(self):
+        """Return the open figures as protocol dicts, in creation order, and close them all.
+
+        Raises FigureError if one is larger than ``side`` px a side, or all of
+        them together take more than ``bytes`` bytes.
+        """
+        if self.pyplot is None and "matplotlib.pyplot" in sys.modules:
+            pyplot = sys.modules["matplotlib.pyplot"]  # imported without the word "matplotlib"
+            self.pyplot, self.figure, self.show = pyplot, pyplot.figure, pyplot.show
+        pyplot = self.pyplot
+        if pyplot is None:
+            return []
+        try:
+            out, total = [], 0
+            numbers = pyplot.get_fignums()
+            if len(numbers) > self.limits["count"]:
+                raise FigureError("the snippet left %d figures open; a code card keeps at most %d"
+                                  % (len(numbers), self.limits["count"]))
+            for index, number in enumerate(numbers, 1):
+                fig = self._get(number)
+                w_in, h_in = fig.get_size_inches()
+                side = self.limits["side"]
+                px_w, px_h = w_in * fig.dpi, h_in * fig.dpi
+                if not (0 < px_w <= side and 0 < px_h <= side):
+                    raise FigureError("figure %d is %d x %d px; at most %d px a side are kept "
+                                      "(figsize x dpi)" % (index, px_w, px_h, side))
+                if (w_in * h_in * (CSS_DPI * PNG_SCALE) ** 2 > 16e6
+                        and not self._svg_fits(fig)):
+                    raise FigureError("figure %d is too heavy for SVG and too large for PNG; "
+                                      "make it smaller (figsize) or simpler" % index)
+                item = self._save(fig, index)
+                total += len(item["day"]) + len(item["night"])
+                if total > self.limits["bytes"]:
+                    raise FigureError("the figures take more than %d bytes; draw fewer or "
+                                      "simpler figures" % self.limits["bytes"])
+                out.append(item)
+            return [dict(item, day=_b64(item["day"]), night=_b64(item["night"])) for item in out]
+        finally:
+            pyplot.close("all")
+            pyplot.figure, pyplot.show = self.figure, self.show
+
+    def _get(self, number):
+        import matplotlib._pylab_helpers as helpers
+        return helpers.Gcf.get_fig_manager(number).canvas.figure
+
+    def _svg_fits(self, fig):
+        buf = io.BytesIO()
+        fig.savefig(buf, format="svg", metadata={"Date": None})
+        return len(buf.getvalue()) <= SVG_MAX_BYTES
+
+    def _save(self, fig, index):
+        """Save one figure as SVG, or PNG at 2x when the SVG is too heavy."""
+        titles = [t for t in ([fig.get_suptitle()] if hasattr(fig, "get_suptitle") else [])
+                  + [ax.get_title() for ax in fig.axes] if t]
+        alt = "Figure %d" % index + (": " + "; ".join(titles) if titles else "")
+        buf = io.BytesIO()
+        fig.savefig(buf, format="svg", metadata={"Date": None})
+        day = buf.getvalue()
+        # CSS size from the SVG's own width/height in pt (bbox="tight" crops).
+        head = day[:2000].decode("ascii", "replace")
+        width, height = _svg_size(head)
+        if len(day) <= SVG_MAX_BYTES:
+            return {"format": "svg", "day": day, "night": _swap_svg(day), "alt": alt,
+                    "width": width, "height": height}
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=CSS_DPI * PNG_SCALE, metadata={"Software": None})
+        day = buf.getvalue()
+        return {"format": "png", "day": day, "night": _night_png(day), "alt": alt,
+                "width": width, "height": height}
+
+
+def _svg_size(head):
+    """Return the (width, height) in CSS px of an SVG whose header is ``head``."""
+    import re
+    size = []
+    for name in ("width", "height"):
+        match = re.search(r'\b%s="([0-9.]+)(pt|px)?"' % name, head)
+        value = float(match.group(1)) if match else 0.0
+        if match and match.group(2) == "pt":
+            value *= CSS_DPI / 72.0
+        size.append(int(round(value)))
+    return size[0], size[1]
+
+
+def _b64(data):
+    import base64
+    return base64.b64encode(data).decode("ascii")
+
+
+# --------------------------------------------------------------------------
 # the worker
 
 class Worker(object):
@@ -361,6 +560,7 @@ class Worker(object):
         self.base_showwarning = warnings.showwarning
         self.flusher = None  # started in each snippet's process (a fork keeps no threads)
         self.backlog = []  # requests that came while a snippet ran
+        self.figures = Figures()
 
     def hello(self):
         torch = sys.modules.get("torch")
@@ -563,6 +763,7 @@ class Worker(object):
         try:
             self.reset()
             sys.modules["__main__"] = main  # pickling snippet classes works
+            self.figures.prepare(code, msg.get("figures"))
             start = time.perf_counter()
             compiled = compile(code, SNIPPET_FILENAME, "exec", dont_inherit=True)
             exec(compiled, main.__dict__)
@@ -573,6 +774,15 @@ class Worker(object):
             error, error_line = format_error(exc)
         finally:
             seconds = time.perf_counter() - start if start is not None else 0.0
+            figures = []
+            try:
+                figures = self.figures.collect()
+            except FigureError as exc:
+                if error is None:
+                    error = "FigureError: %s\n" % exc
+            except Exception as exc:  # a figure that fails to save
+                if error is None:
+                    error, error_line = format_error(exc)
             # Break function <-> globals cycles now, while output is still
             # captured (a __del__ that prints belongs to this run).
             try:
@@ -596,6 +806,7 @@ class Worker(object):
             "truncated": {"stdout": capture.truncated["stdout"],
                           "stderr": capture.truncated["stderr"],
                           "error": error_truncated},
+            "figures": figures,
         })
 
     def serve(self):

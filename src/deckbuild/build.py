@@ -23,11 +23,11 @@ from deckbuild.errors import BuildFailed, Diagnostic, PackageError, Severity
 from deckbuild.execute import ExecuteStats, execute, interpreter_versions
 from deckbuild.history import PackageRecord, Record, next_mod
 from deckbuild.latex import DEFAULT_ENGINE, engine
-from deckbuild.load import fingerprint, load
+from deckbuild.load import fingerprint, load, load_images
 from deckbuild.model import BuildReport, Card, CodeOutput, Media, Stamps
 from deckbuild.notetypes import FONTS, NOTE_TYPES
 from deckbuild.package import NoteStore, PackagePlan, note_digest, note_fields, package_digest, plan_packages, write_packages
-from deckbuild.render import RENDER_VERSION, render
+from deckbuild.render import RENDER_VERSION, attach_images, render
 from deckbuild.validate import validate
 
 
@@ -121,7 +121,7 @@ def build(options: BuildOptions) -> BuildResult:
         base = (options.timestamp if options.timestamp is not None else build_timestamp()) if writing else 0
         notetypes = {spec.id: next_mod(previous.notetypes.get(spec.id), spec.digest(), base) for spec in NOTE_TYPES.values()}
         with NoteStore(options.out_dir, notetypes, base * 1000, options.guid_namespace) if writing else nullcontext() as store:
-            notes = _render_notes(loaded.cards, outputs, cache, store, previous, base, options.math)
+            notes = _render_notes(loaded.cards, outputs, cache, store, previous, base, options.math, options.sources)
             problems += notes.problems + import_rule_warnings(loaded.cards, previous)
             problems.sort(key=lambda d: (d.location is None, d.location or 0))
             report = BuildReport(
@@ -163,14 +163,18 @@ class _Notes:
 
 
 def _render_notes(
-    cards: list[Card], outputs: dict[str, CodeOutput], cache: Cache | None, store: NoteStore | None, previous: Record, base: int, math: str
+    cards: list[Card], outputs: dict[str, CodeOutput], cache: Cache | None, store: NoteStore | None, previous: Record, base: int, math: str,
+    sources: tuple[Path, ...] = (),
 ) -> _Notes:
-    """Render ``cards`` batch by batch; stamp each note against the previous build and add it to ``store`` (if any)."""
+    """Render ``cards`` batch by batch, with the images they show (read from under ``sources``);
+    stamp each note against the previous build and add it to ``store`` (if any)."""
     result = _Notes([], 0, {}, {}, {})
     formulas = 0
     for start in range(0, len(cards), RENDER_BATCH):
         rendered, problems = render(cards[start : start + RENDER_BATCH], cache, math)
-        result.problems.extend(problems)
+        images = load_images((ref for r in rendered for ref in r.images), sources)
+        rendered = attach_images(rendered, images.media)
+        result.problems.extend(problems + images.problems)
         for note in rendered:
             formulas += note.formulas
             if store is None:

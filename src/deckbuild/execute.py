@@ -9,6 +9,8 @@ output cap), so an unchanged snippet never runs twice.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import html
 import platform
 import subprocess
@@ -21,10 +23,12 @@ from tqdm import tqdm
 
 from deckbuild.cache import Cache, content_key
 from deckbuild.errors import Diagnostic, Location, Severity
-from deckbuild.model import DEFAULT_TIMEOUT, Card, CodeOutput, Kind
-from deckbuild.runner import RUNNER_VERSION, RunResult, Worker, WorkerError
+from deckbuild.model import DEFAULT_TIMEOUT, Card, CodeOutput, Kind, Media
+from deckbuild.runner import RUNNER_VERSION, Figure, RunResult, Worker, WorkerError
 
 MAX_OUTPUT_BYTES = 65536
+#: Figure limits per snippet (see runner.py, "Figures"): count, pixels a side, bytes in all.
+MAX_FIGURES, MAX_FIGURE_SIDE, MAX_FIGURE_BYTES = 20, 4000, 8 << 20
 
 
 @dataclass(frozen=True)
@@ -39,19 +43,19 @@ class ExecuteStats:
 _VERSIONS_SCRIPT = (
     "import platform\nfrom importlib import metadata\n"
     "def v(n):\n    try:\n        return metadata.version(n)\n    except Exception:\n        return 'absent'\n"
-    "print(platform.python_version(), v('torch'), v('numpy'))"
+    "print(platform.python_version(), v('torch'), v('numpy'), v('matplotlib'))"
 )
 
 
 @lru_cache(maxsize=None)
 def interpreter_versions(python: str) -> tuple[str, ...]:
-    """Return (Python, torch, numpy) versions of ``python``, read from package metadata.
+    """Return (Python, torch, numpy, matplotlib) versions of ``python``, from package metadata.
 
     The build's own interpreter answers in-process; another one is asked in a short
     subprocess (no torch import). An interpreter that cannot answer gives ``("unknown",)``.
     """
     if python == sys.executable:
-        return (platform.python_version(), *(_own_version(n) for n in ("torch", "numpy")))
+        return (platform.python_version(), *(_own_version(n) for n in ("torch", "numpy", "matplotlib")))
     try:
         done = subprocess.run([python, "-c", _VERSIONS_SCRIPT], capture_output=True, text=True, timeout=30)
         return tuple(done.stdout.split()) if done.returncode == 0 else ("unknown",)
@@ -72,15 +76,50 @@ def cache_key(code: str, python: str, expect_error: str | None = None, timeout: 
     It covers everything that can change what the snippet prints or whether that output is
     accepted: the code, ``expect_error``, ``timeout`` (seconds: a run near its limit may
     pass under one and time out under another), the interpreter's path and its Python,
-    torch and numpy versions, the runner's version and the output cap. Each snippet runs
+    torch, numpy and matplotlib versions, the runner's version, the output and figure caps. Each snippet runs
     in a fresh process (see :mod:`deckbuild.runner`), so no other card changes its output.
     """
     versions = interpreter_versions(python)
-    return content_key(code, str(expect_error), repr(float(timeout)), python, *versions, RUNNER_VERSION, str(MAX_OUTPUT_BYTES))
+    return content_key(code, str(expect_error), repr(float(timeout)), python, *versions, RUNNER_VERSION, *map(str, (MAX_OUTPUT_BYTES, MAX_FIGURES, MAX_FIGURE_SIDE, MAX_FIGURE_BYTES)))
 
 
-def output_html(result: RunResult) -> str:
-    """Render a run's stdout, stderr and exception as separate ``<pre>`` blocks.
+FIGURE_SUFFIX = {"svg": ".svg", "png": ".png"}
+
+
+def figure_media(card_id: str, figures: tuple[Figure, ...]) -> tuple[tuple[Media, Media, Figure], ...]:
+    """Return (day media, night media, figure) for each figure a card's snippet drew.
+
+    Names come from :meth:`Media.from_bytes` (content-hashed, hinted with the card id).
+    """
+    out = []
+    for index, figure in enumerate(figures, 1):
+        suffix = FIGURE_SUFFIX[figure.format]
+        day = Media.from_bytes(figure.day, f"{card_id}-figure-{index}", suffix)
+        night = Media.from_bytes(figure.night, f"{card_id}-figure-{index}-night", suffix)
+        out.append((day, night, figure))
+    return tuple(out)
+
+
+def figures_html(figures: tuple[tuple[Media, Media, Figure], ...]) -> str:
+    """Return the ``<img>`` pair of each figure: the day one, and the night one that the
+    note type's CSS shows instead under ``.nightMode`` (Anki's night-mode class).
+
+    ``width``/``height`` are CSS px; the CSS scales images down to the card width.
+    """
+    if not figures:
+        return ""
+    images = []
+    for day, night, figure in figures:
+        size = f'width="{figure.width}" height="{figure.height}"'
+        alt = html.escape(figure.alt)
+        images.append(f'<img class="db-figure db-day" src="{day.name}" alt="{alt}" {size}>')
+        images.append(f'<img class="db-figure db-night" src="{night.name}" alt="{alt}" {size}>')
+    return f'<div class="db-figures">{"".join(images)}</div>'
+
+
+def output_html(result: RunResult, figures: tuple[tuple[Media, Media, Figure], ...] = ()) -> str:
+    """Render a run's stdout, its figures (see :func:`figure_media`), stderr and exception
+    as separate blocks.
 
     No path, timing or host name goes into the note: notes sync to other devices and the
     same sources must give the same package.
@@ -88,6 +127,8 @@ def output_html(result: RunResult) -> str:
     parts = []
     if result.stdout:
         parts.append(f'<pre class="stdout">{html.escape(result.stdout)}</pre>')
+    if figures:
+        parts.append(figures_html(figures))
     if result.stderr:
         parts.append(f'<pre class="stderr">{html.escape(result.stderr)}</pre>')
     if result.error:
@@ -117,6 +158,32 @@ def raised(error: str) -> tuple[str, str]:
                 start += 1
     head, _, rest = "\n".join(lines[start:]).partition(":")
     return head.strip(), rest.strip()
+
+
+def _cache_value(output: CodeOutput) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """Return ``output`` as inert cache data: the HTML, and each medium's name and base64 bytes."""
+    return output.html, tuple((m.name, base64.b64encode(m.data).decode("ascii")) for m in output.media)
+
+
+def _from_cache(card_id: str, value: tuple[str, tuple[tuple[str, str], ...]]) -> CodeOutput | None:
+    """Return the cached output, or ``None`` if ``value`` is not a sound one.
+
+    A medium must decode from base64, its name must be the one :meth:`Media.from_bytes`
+    gives its bytes, and the HTML must reference it.
+    """
+    html_text, stored = value
+    media = []
+    for name, encoded in stored:
+        try:
+            data = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            return None
+        stem, dot, suffix = name.rpartition(".")
+        medium = Media.from_bytes(data, stem.rsplit("-", 1)[0], f"{dot}{suffix}")
+        if medium.name != name or f'src="{name}"' not in html_text:
+            return None
+        media.append(medium)
+    return CodeOutput(card_id, html_text, cached=True, media=tuple(media))
 
 
 def _problem(card: Card, result: RunResult) -> str | None:
@@ -170,18 +237,20 @@ def execute(
     to_run: list[tuple[Card, str]] = []
     cached = 0
     keys = {card.id: cache_key(card.code.value, python, card.expect_error, card.timeout) for card in code_cards}
-    hits = cache.get_many("output", keys.values(), str) if cache else {}
+    hits = cache.get_many("output", keys.values(), tuple[str, tuple[tuple[str, str], ...]]) if cache else {}
     for card in code_cards:
         key = keys[card.id]
-        if key in hits:
-            outputs[card.id] = CodeOutput(card.id, hits[key], cached=True)
+        hit = _from_cache(card.id, hits[key]) if key in hits else None
+        if hit is not None:
+            outputs[card.id] = hit
             cached += 1
         elif run:
             to_run.append((card, key))
     failed = 0
     if to_run:
         try:
-            with Worker(python, max_output_bytes=MAX_OUTPUT_BYTES) as worker:
+            limits = dict(max_figures=MAX_FIGURES, max_figure_side=MAX_FIGURE_SIDE, max_figure_bytes=MAX_FIGURE_BYTES)
+            with Worker(python, max_output_bytes=MAX_OUTPUT_BYTES, **limits) as worker:
                 for card, key in tqdm(to_run, desc="running snippets", unit="snippet", disable=None if progress is None else not progress, file=sys.stderr):
                     result = worker.run(card.code.value, timeout=card.timeout)
                     problem = _problem(card, result)
@@ -189,12 +258,14 @@ def execute(
                         failed += 1
                         problems.append(Diagnostic(_error_location(card, result), Severity.ERROR, problem))
                         continue
-                    rendered = output_html(result)
-                    outputs[card.id] = CodeOutput(card.id, rendered, cached=False, seconds=result.seconds)
-                    if not (result.stdout or result.stderr or result.error):
+                    figures = figure_media(card.id, result.figures)
+                    media = tuple(m for day, night, _ in figures for m in (day, night))
+                    output = CodeOutput(card.id, output_html(result, figures), seconds=result.seconds, media=media)
+                    outputs[card.id] = output
+                    if not (result.stdout or result.stderr or result.error or figures):
                         problems.append(Diagnostic(card.code.location, Severity.WARNING, f"code card '{card.id}' printed nothing"))
                     elif cache:  # only accepted, warning-free outputs are cached
-                        cache.put_many("output", {key: rendered})
+                        cache.put_many("output", {key: _cache_value(output)})
         except WorkerError as exc:
             problems.append(Diagnostic(None, Severity.ERROR, f"cannot run code cards with {python}: {exc}"))
             failed = len(to_run)

@@ -9,12 +9,17 @@ collected as a :class:`~deckbuild.errors.Diagnostic`; nothing here raises on bad
 from __future__ import annotations
 
 import hashlib
+import io
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
+from urllib.parse import unquote
+from xml.etree import ElementTree
 
 import yaml
+from PIL import Image, UnidentifiedImageError
 
 from deckbuild.cache import Cache, code_version, content_key
 from deckbuild.errors import Diagnostic, Location, Severity
@@ -25,7 +30,9 @@ from deckbuild.model import (
     REQUIRED_KEYS,
     TEXT_KEYS,
     Card,
+    ImageRef,
     Kind,
+    Media,
     Text,
 )
 
@@ -137,21 +144,126 @@ def load(paths: Iterable[Path], cache: Cache | None = None) -> Loaded:
 
 
 def fingerprint(paths: Iterable[Path]) -> str | None:
-    """Return a hex digest of which source files are under ``paths`` and of their bytes.
+    """Return a hex digest of which source files are under ``paths`` and of their bytes,
+    and of the image files cards there may show (see :func:`load_images`).
 
     Cheap next to :func:`load` (nothing is parsed): a rebuild compares it with the last
     build's to know that nothing changed. ``None`` if a path is missing or a file unreadable.
     """
+    paths = list(paths)
     files, problems = discover(paths)
     if problems:
         return None
+    roots = dict.fromkeys(p if p.is_dir() else p.parent for p in paths)
+    images = sorted({p for root in roots for p in root.rglob("*") if p.suffix.lower() in IMAGE_FORMATS and p.is_file()})
     parts = []
-    for path in files:
+    for path in [*files, *images]:
         try:
             parts.append(f"{path}\0{hashlib.sha256(path.read_bytes()).hexdigest()}")
         except OSError:
             return None
     return content_key(LOADER_VERSION, *parts)
+
+
+# --- Images -----------------------------------------------------------------------------
+
+#: Image types a card may show (every Anki client displays them), by file extension,
+#: with Pillow's name for the raster formats.
+IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".gif": "GIF", ".webp": "WEBP", ".svg": "SVG"}
+MAX_IMAGE_BYTES = 10 << 20
+_SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:|^//")
+
+
+@dataclass(frozen=True)
+class LoadedImages:
+    """The images cards reference: media by (card file, ``src`` as written), and every problem."""
+
+    media: dict[tuple[Path, str], Media]
+    problems: list[Diagnostic]
+
+
+def load_images(refs: Iterable[ImageRef], sources: Iterable[Path]) -> LoadedImages:
+    """Read the image file of each reference, relative to its card's file.
+
+    ``sources`` are the files and folders the cards were loaded from: an image must lie
+    inside the source folder of its card (for a file, the folder holding it), after
+    resolving symlinks. Each problem is an error at the reference: a URL (cards must work
+    offline, and Anki syncs media files, not links), an absolute path, a path outside the
+    source folder, a missing or unreadable file, a file over 10 MiB, an extension other
+    than .png, .jpg/.jpeg, .gif, .webp, .svg, or bytes that are not of that type.
+    """
+    roots = [(p if p.is_dir() else p.parent).resolve() for p in sources]
+    media: dict[tuple[Path, str], Media] = {}
+    problems: list[Diagnostic] = []
+    for ref in refs:
+        key = (ref.location.path, ref.src)
+        if key in media:
+            continue
+        try:
+            media[key] = _read_image(ref, roots)
+        except _ImageProblem as problem:
+            problems.append(_error(ref.location, f"image '{ref.src}': {problem}"))
+    return LoadedImages(media, problems)
+
+
+class _ImageProblem(Exception):
+    """Why an image reference cannot be packaged."""
+
+
+def _read_image(ref: ImageRef, roots: list[Path]) -> Media:
+    """Return the media for one image reference; raise _ImageProblem."""
+    if _SCHEME_RE.match(ref.src):
+        raise _ImageProblem("a URL; cards must work offline, so save the image beside the card and write a relative path")
+    relative = Path(unquote(ref.src))
+    if not ref.src or relative.is_absolute():
+        raise _ImageProblem("write a path relative to the card file")
+    card_file = ref.location.path.resolve()
+    root = max((r for r in roots if card_file.is_relative_to(r)), key=lambda r: len(r.parts), default=card_file.parent)
+    path = (card_file.parent / relative).resolve()
+    if not path.is_relative_to(root):
+        raise _ImageProblem(f"outside the source folder {root.name}/ (images must live with the cards)")
+    suffix = path.suffix.lower()
+    if suffix not in IMAGE_FORMATS:
+        raise _ImageProblem(f"unsupported type '{suffix or path.name}' (use PNG, JPEG, GIF, WebP or SVG)")
+    try:
+        info = path.stat()
+        if not path.is_file():
+            raise _ImageProblem("not a file")
+        if info.st_size > MAX_IMAGE_BYTES:
+            raise _ImageProblem(f"{info.st_size} bytes; at most {MAX_IMAGE_BYTES >> 20} MiB")
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise _ImageProblem("no such file") from None
+    except OSError as exc:
+        raise _ImageProblem(f"cannot read the file: {exc.strerror or exc}") from None
+    _check_image(data, IMAGE_FORMATS[suffix])
+    return Media.from_bytes(data, path.stem, suffix)
+
+
+def _check_image(data: bytes, expected: str) -> None:
+    """Raise _ImageProblem unless ``data`` is an image of Pillow format ``expected`` (or SVG)."""
+    if expected == "SVG":
+        try:
+            for _, element in ElementTree.iterparse(io.BytesIO(data), events=("start",)):
+                if element.tag.rsplit("}", 1)[-1] != "svg":
+                    raise _ImageProblem(f"not an SVG image (its root element is <{element.tag.rsplit('}', 1)[-1]}>)")
+                return
+        except ElementTree.ParseError as exc:
+            raise _ImageProblem(f"not an SVG image (not well-formed XML: {exc})") from None
+        raise _ImageProblem("not an SVG image (empty)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Pillow warns about odd but readable files
+        try:
+            image = Image.open(io.BytesIO(data))
+        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+            raise _ImageProblem(f"not a {expected} image (its bytes are of no image type)") from None
+        with image:
+            if image.format != expected:
+                raise _ImageProblem(f"not a {expected} image: its bytes are {image.format}")
+            try:
+                image.verify()
+            except (OSError, SyntaxError, ValueError) as exc:
+                raise _ImageProblem(f"a damaged {expected} file ({exc})") from None
 
 
 def load_file(path: Path) -> tuple[list[Card], list[Diagnostic]]:

@@ -129,11 +129,22 @@ class Media:
 
 
 @dataclass(frozen=True)
+class ImageRef:
+    """An image a card's text references: ``src`` as written in ``![alt](src)`` (a path
+    relative to the card's file, ``location.path``), and where it is written."""
+
+    src: str
+    location: Location
+
+
+@dataclass(frozen=True)
 class RenderedCard:
     """A card's text fields as HTML (Markdown rendered, math as MathML, code highlighted).
 
     Absent fields are ``""``. ``code_html`` is the highlighted snippet; ``formulas`` counts
-    the formulas converted; ``media`` the files its fields reference (images), in order.
+    the formulas converted; ``images`` the images its texts reference, each ``src`` once,
+    whose ``<img src>`` holds a placeholder until ``render.attach_images`` gives it the
+    name of its file in ``media``, the files its fields reference, in order.
     """
 
     card: Card
@@ -146,6 +157,7 @@ class RenderedCard:
     code_html: str = ""
     formulas: int = 0
     media: tuple[Media, ...] = ()
+    images: tuple[ImageRef, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -17,11 +17,14 @@ import multiprocessing
 import os
 import re
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import metadata
+from pathlib import Path
 
 from markdown import Markdown
+from markdown.extensions import Extension
 from markdown.extensions.codehilite import CodeHiliteExtension
+from markdown.treeprocessors import Treeprocessor
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer
@@ -31,7 +34,7 @@ from deckbuild.cache import Cache, code_version, content_key
 from deckbuild.errors import Diagnostic, Severity
 from deckbuild.latex import DEFAULT_ENGINE, convert_many, engine
 from deckbuild.mathext import Formula, MathExtension, fill_formulas
-from deckbuild.model import Card, RenderedCard, Text
+from deckbuild.model import Card, ImageRef, Media, RenderedCard, Text
 
 #: Pygments styles for day and night; their lowest token contrast on their own background is
 #: 5.1:1 (xcode) and 6.2:1 (github-dark), above WCAG AA's 4.5:1.
@@ -75,21 +78,70 @@ def code_css() -> str:
 
 @dataclass(frozen=True)
 class RenderedText:
-    """HTML of one Markdown text; ``problems`` are ``(offset, formula, message)`` per bad formula."""
+    """HTML of one Markdown text; ``problems`` are ``(offset, formula, message)`` per bad formula.
+
+    ``images`` are ``(offset, src)`` per image, ``offset`` being where its ``![`` starts in the
+    source (0-based, -1 if not found); in ``html`` each ``src`` is :func:`image_placeholder`.
+    ``markup_problems`` are ``(offset, message)`` for other mistakes (a raw HTML ``<img>``).
+    """
 
     html: str
     formulas: int
     problems: tuple[tuple[int, str, str], ...]
+    images: tuple[tuple[int, str], ...] = ()
+    markup_problems: tuple[tuple[int, str], ...] = ()
 
 
 @dataclass(frozen=True)
 class ParsedText:
     """One Markdown text as HTML whose formulas are still placeholders (see :mod:`deckbuild.mathext`);
-    ``problems`` are the math delimiters that never closed."""
+    ``problems`` are the math delimiters that never closed; ``images`` and ``markup_problems``
+    as in :class:`RenderedText`."""
 
     html: str
     formulas: tuple[Formula, ...]
     problems: tuple[tuple[int, str, str], ...]
+    images: tuple[tuple[int, str], ...] = ()
+    markup_problems: tuple[tuple[int, str], ...] = ()
+
+
+def image_placeholder(src: str) -> str:
+    """Return what stands in an ``<img src>`` until the image's media name is known.
+
+    Like Python-Markdown's own placeholders it is framed by STX/ETX, which no card text
+    contains; the digest keeps it to characters that need no escaping in an attribute.
+    """
+    return f"\x02dbimg:{content_key('image', src)[:24]}\x03"
+
+
+class _ImageCollector(Treeprocessor):
+    """Record every ``<img>`` Markdown made and put a placeholder in its ``src``.
+
+    Raw HTML ``<img>`` tags are never seen here (Python-Markdown stashes raw HTML);
+    :meth:`MarkdownRenderer.convert` reports them instead.
+    """
+
+    def __init__(self, md: Markdown):
+        super().__init__(md)
+        self.found: list[tuple[int, str]] = []
+        self.source = ""
+
+    def run(self, root):
+        start = 0
+        for element in root.iter("img"):
+            src = element.get("src", "")
+            offset = self.source.find(src, start) if src else -1
+            start = offset + len(src) if offset >= 0 else start
+            opening = self.source.rfind("![", 0, offset) if offset >= 0 else -1
+            self.found.append((opening if opening >= 0 else offset, src))
+            element.set("src", image_placeholder(src))
+        return None
+
+
+class _ImageExtension(Extension):
+    def extendMarkdown(self, md: Markdown) -> None:  # noqa: N802 - Python-Markdown's API name
+        self.collector = _ImageCollector(md)
+        md.treeprocessors.register(self.collector, "deckbuild-images", 15)  # after inline (20)
 
 
 class MarkdownRenderer:
@@ -97,9 +149,11 @@ class MarkdownRenderer:
 
     def __init__(self) -> None:
         self._math = MathExtension()
+        self._images = _ImageExtension()
         self._md = Markdown(
             extensions=[
                 self._math,
+                self._images,
                 "fenced_code",
                 "tables",
                 "sane_lists",
@@ -112,9 +166,14 @@ class MarkdownRenderer:
         """Render Markdown ``source`` to HTML (CommonMark-like, as Python-Markdown reads it)."""
         self._md.reset()
         self._math.log.reset(source)
+        collector = self._images.collector
+        collector.found, collector.source = [], source
         html = self._md.convert(source)
         log = self._math.log
-        return ParsedText(html, tuple(log.formulas), tuple(log.problems))
+        markup = []
+        if any("<img" in str(block).lower() for block in self._md.htmlStash.rawHtmlBlocks):
+            markup.append((source.lower().find("<img"), "a raw HTML <img> is not packaged with the deck: write the image as ![alt](path)"))
+        return ParsedText(html, tuple(log.formulas), tuple(log.problems), tuple(collector.found), tuple(markup))
 
 
 _renderer: MarkdownRenderer | None = None
@@ -184,7 +243,7 @@ def _render_all(texts: list[str], math: str) -> list[RenderedText]:
     for text in parsed:
         html, problems = fill_formulas(text.html, text.formulas, converted)
         all_problems = sorted([*text.problems, *problems], key=lambda p: p[0])
-        out.append(RenderedText(html, len(text.formulas) - len(problems), tuple(all_problems)))
+        out.append(RenderedText(html, len(text.formulas) - len(problems), tuple(all_problems), text.images, text.markup_problems))
     return out
 
 
@@ -202,14 +261,14 @@ def render(
     math_version = engine(math).version()
     keys = {t: content_key(RENDER_VERSION, math_version, "md", t) for t in texts}
     code_keys = {c: content_key(RENDER_VERSION, "code", c) for c in codes}
-    hits = cache.get_many("render", keys.values(), tuple[str, int]) if cache else {}
+    hits = cache.get_many("render", keys.values(), tuple[str, int, tuple[tuple[int, str], ...]]) if cache else {}
     code_hits = cache.get_many("render", code_keys.values(), str) if cache else {}
 
     done: dict[str, RenderedText] = {}
     for text, key in keys.items():
         if key in hits:
-            html, formulas = hits[key]
-            done[text] = RenderedText(html, formulas, ())
+            html, formulas, images = hits[key]
+            done[text] = RenderedText(html, formulas, (), images)
     misses = [t for t in texts if t not in done]
     fresh = dict(zip(misses, _render_all(misses, math)))
     done.update(fresh)
@@ -217,7 +276,7 @@ def render(
     new_code = {c: highlight_code(c) for c in codes if c not in highlighted}
     highlighted.update(new_code)
     if cache:
-        store = {keys[t]: [r.html, r.formulas] for t, r in fresh.items() if not r.problems}
+        store = {keys[t]: (r.html, r.formulas, r.images) for t, r in fresh.items() if not (r.problems or r.markup_problems)}
         store.update({code_keys[c]: h for c, h in new_code.items()})
         cache.put_many("render", store)
 
@@ -233,6 +292,7 @@ def render(
 def _assemble(card: Card, done: dict[str, RenderedText], highlighted: dict[str, str]):
     """Build one card's :class:`RenderedCard` from rendered texts; locate its bad formulas."""
     problems: list[Diagnostic] = []
+    images: dict[str, ImageRef] = {}
     formulas = 0
 
     def field(text: Text | None) -> str:
@@ -244,6 +304,11 @@ def _assemble(card: Card, done: dict[str, RenderedText], highlighted: dict[str, 
         for offset, formula, message in rendered.problems:
             location = text.location_of(offset) if offset >= 0 else text.location
             problems.append(Diagnostic(location, Severity.ERROR, f"bad LaTeX in {formula}: {message}"))
+        for offset, message in rendered.markup_problems:
+            location = text.location_of(offset) if offset >= 0 else text.location
+            problems.append(Diagnostic(location, Severity.ERROR, message))
+        for offset, src in rendered.images:
+            images.setdefault(src, ImageRef(src, text.location_of(offset) if offset >= 0 else text.location))
         return rendered.html
 
     rendered = RenderedCard(
@@ -256,5 +321,34 @@ def _assemble(card: Card, done: dict[str, RenderedText], highlighted: dict[str, 
         follow_up_answer=field(card.follow_up_a),
         code_html=highlighted[card.code.value] if card.code else "",
         formulas=formulas,
+        images=tuple(images.values()),
     )
     return rendered, problems
+
+
+_IMAGE_FIELDS = ("question", "answer", "topic", "why", "follow_up", "follow_up_answer")
+
+
+def attach_images(cards: list[RenderedCard], media: dict[tuple[Path, str], Media]) -> list[RenderedCard]:
+    """Put each image's media name into the ``src`` its placeholder holds, and the media
+    into ``RenderedCard.media`` (in order, each once).
+
+    ``media`` maps (card file, ``src`` as written) to the image's :class:`Media`, as
+    :func:`deckbuild.load.load_images` returns it; images missing from it keep their
+    placeholder (the build has already failed on them).
+    """
+    out = []
+    for rendered in cards:
+        found = [(ref, media[(ref.location.path, ref.src)]) for ref in rendered.images if (ref.location.path, ref.src) in media]
+        if not found:
+            out.append(rendered)
+            continue
+        changes = {}
+        for name in _IMAGE_FIELDS:
+            value = getattr(rendered, name)
+            for ref, medium in found:
+                value = value.replace(image_placeholder(ref.src), medium.name)
+            changes[name] = value
+        files = tuple({m.name: m for _, m in found}.values())
+        out.append(replace(rendered, media=rendered.media + files, **changes))
+    return out

@@ -57,6 +57,18 @@ What a run guarantees
   worker runs in its own session (POSIX) or process group (Windows); if the
   worker itself stops answering (or, on Windows, at the timeout) the whole
   group is killed and the next run starts a fresh worker.
+* **Figures.** A snippet draws with matplotlib's pyplot on the Agg backend
+  (``MPLBACKEND=agg``; a snippet that mentions ``matplotlib`` gets matplotlib's
+  defaults plus a fixed style before it runs). Every figure it leaves open is
+  returned in ``RunResult.figures``, in creation order, as data (no file is
+  written), then closed: SVG (``svg.hashsalt`` fixed, no date, text as paths, so
+  the same snippet and versions give the same bytes), or PNG at 2x device pixels
+  when the SVG would exceed 400 kB. Each comes in a day variant and a night
+  variant (transparent background; dark foreground, or light foreground with
+  white turned into the night background). Limits: at most ``max_figures``
+  figures (opening one more raises ``FigureError`` in the snippet), at most
+  ``max_figure_side`` px a side (figsize x dpi), and ``max_figure_bytes`` for
+  all files of a run together; beyond them ``error`` is a ``FigureError``.
 """
 
 from __future__ import annotations
@@ -73,13 +85,13 @@ import threading
 import time
 import weakref
 from dataclasses import dataclass
-from typing import Iterable, Optional
+from typing import Iterable, Optional, Tuple
 
-__all__ = ["RUNNER_VERSION", "RunResult", "Worker", "WorkerError", "find_python"]
+__all__ = ["RUNNER_VERSION", "Figure", "RunResult", "Worker", "WorkerError", "find_python"]
 
 #: Bump whenever the text a given snippet produces may change (seeding, print
 #: options, traceback or truncation format...). Part of the compiler's cache key.
-RUNNER_VERSION = "2"  # 2: every snippet in its own forked process
+RUNNER_VERSION = "3"  # 2: every snippet in its own forked process; 3: figures
 
 WORKER_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_worker.py")
 
@@ -98,6 +110,27 @@ _TIMEOUT_GRACE = 5.0  # seconds past a snippet's timeout before the worker itsel
 
 def _truncation_note(limit: int) -> str:
     return f"\u2026 [output truncated at {limit} bytes]\n"
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One figure a snippet drew (see "Figures" above).
+
+    Attributes:
+        format: ``"svg"`` or ``"png"`` (the file type of ``day`` and ``night``).
+        day: The file for a light background (dark foreground, transparent).
+        night: The file for a dark background (light foreground, transparent).
+        alt: Text alternative: ``"Figure N"`` plus the figure's titles.
+        width: Display width in CSS px (96 per inch of the saved figure).
+        height: Display height in CSS px.
+    """
+
+    format: str
+    day: bytes
+    night: bytes
+    alt: str
+    width: int
+    height: int
 
 
 @dataclass(frozen=True)
@@ -120,6 +153,7 @@ class RunResult:
         python: Python version of the worker, e.g. ``"3.11.7"``.
         torch: ``torch.__version__`` in the worker, or None if torch is absent
             (or was not among the worker's ``preload`` modules).
+        figures: The figures the snippet left open, in creation order.
     """
 
     stdout: str
@@ -131,11 +165,29 @@ class RunResult:
     seconds: float
     python: str
     torch: Optional[str]
+    figures: Tuple[Figure, ...] = ()
 
     @property
     def ok(self) -> bool:
         """True if the snippet neither raised nor timed out."""
         return self.error is None and not self.timed_out
+
+
+def _figures(items: object) -> Tuple[Figure, ...]:
+    """Decode the ``figures`` of a done frame; malformed entries are dropped."""
+    import base64
+    import binascii
+    out = []
+    for item in items if isinstance(items, list) else ():
+        try:
+            if item["format"] not in ("svg", "png"):
+                continue
+            out.append(Figure(item["format"], base64.b64decode(item["day"], validate=True),
+                              base64.b64decode(item["night"], validate=True), str(item["alt"]),
+                              int(item["width"]), int(item["height"])))
+        except (KeyError, TypeError, ValueError, binascii.Error):
+            continue
+    return tuple(out)
 
 
 class WorkerError(Exception):
@@ -160,6 +212,7 @@ def _worker_env() -> dict:
         "OPENBLAS_NUM_THREADS": "1",
         "VECLIB_MAXIMUM_THREADS": "1",
         "NUMEXPR_NUM_THREADS": "1",
+        "MPLBACKEND": "agg",  # no display, whatever the snippet imports
     })
     return env
 
@@ -429,13 +482,20 @@ class Worker:
             not an error (``RunResult.torch`` is then None).
         start_timeout: Seconds to wait for a new worker to become ready
             (importing torch from a cold disk can take several seconds).
+        max_figures: Figures one run may keep.
+        max_figure_side: Largest figure side kept, in pixels (figsize x dpi).
+        max_figure_bytes: Bytes all figure files of one run may take together.
     """
 
     def __init__(self, python: str = sys.executable, *, max_output_bytes: int = 65536,
-                 preload: tuple[str, ...] = ("numpy", "torch"), start_timeout: float = 120.0):
+                 preload: tuple[str, ...] = ("numpy", "torch"), start_timeout: float = 120.0,
+                 max_figures: int = 20, max_figure_side: int = 4000,
+                 max_figure_bytes: int = 8 << 20):
         if max_output_bytes < 1:
             raise ValueError("max_output_bytes must be positive")
         self.python = python
+        self.figure_limits = {"count": int(max_figures), "side": int(max_figure_side),
+                              "bytes": int(max_figure_bytes)}
         self.max_output_bytes = int(max_output_bytes)
         self.preload = tuple(preload)
         self.start_timeout = start_timeout
@@ -488,7 +548,8 @@ class Worker:
                 raise WorkerError(f"Python interpreter not found: {self.python!r}")
             if not os.path.exists(WORKER_FILE):
                 raise WorkerError(f"worker script missing: {WORKER_FILE}")
-            frame_limit = 16 * self.max_output_bytes + (1 << 20)
+            # base64 and JSON escapes: figures need at most twice their bytes
+            frame_limit = 16 * self.max_output_bytes + 2 * self.figure_limits["bytes"] + (1 << 20)
             process = None
             try:
                 process = _Process(python, self.preload, frame_limit)
@@ -623,6 +684,7 @@ class Worker:
             seconds=float(msg.get("seconds", 0.0)),
             python=self._hello.get("python", ""),
             torch=self._hello.get("torch"),
+            figures=_figures(msg.get("figures")),
         )
 
     def _send_run(self, code: str, timeout: float) -> _Process:
@@ -635,7 +697,8 @@ class Worker:
                 if process.exited():
                     raise BrokenPipeError("worker exited")
                 process.send({"op": "run", "id": self._run_id, "code": code,
-                              "max_output": self.max_output_bytes, "timeout": timeout})
+                              "max_output": self.max_output_bytes, "timeout": timeout,
+                              "figures": self.figure_limits})
                 return process
             except (OSError, ValueError):
                 self._discard()

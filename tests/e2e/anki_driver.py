@@ -343,6 +343,8 @@ def main() -> None:
         cold = yield from wait_output()
         cold_seconds = time.perf_counter() - start
         cold_html = yield Js(output + ".innerHTML")
+        figure = "(function () { var i = document.querySelector('%s'); return i ? i.naturalWidth : -1; })()"
+        live_figure_width = yield from wait_js(figure % ".deckbuild-output img.deckbuild-day", 10, lambda w: w != 0)
         # Answer side, Run in the bottom bar (Anki's own web view): warm, no question asked.
         mw.reviewer._showAnswer()
         yield from wait_js("document.querySelector('.deckbuild-baked') !== null && " + output + " !== null", 30)
@@ -357,6 +359,8 @@ def main() -> None:
             "warm": warm, "warm_seconds": warm_seconds, "answer_output_hidden_before_run": answer_hidden,
             "windows_after_warm": deckbuild_windows(),
             "baked": (yield Js("document.querySelector('.deckbuild-baked').innerText")),
+            "live_figure_width": live_figure_width,
+            "baked_figure_width": (yield from wait_js(figure % ".deckbuild-baked img.db-day", 10, lambda w: w != 0)),
         }
         yield Sleep(0.5)
         mw.grab().save(str(work / "code-card-run.png"))

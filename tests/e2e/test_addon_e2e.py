@@ -52,6 +52,9 @@ CARDS = (
               x = torch.arange(6).reshape(2, 3)
               print(x)
               print(x.sum(dim=0))
+              import matplotlib.pyplot as plt
+              plt.bar(range(3), x.sum(dim=0))
+              plt.title("column sums")
             a: The column sums of a 2×3 tensor.
           - id: e2e-fidelity
             q: What does this print, and where does it fail?
@@ -61,7 +64,10 @@ CARDS = (
     ).lstrip()
     + "".join(f"      {line}\n" if line else "\n" for line in FIDELITY_CODE.rstrip("\n").split("\n"))
 )
-COLUMN_SUMS = "import torch\nx = torch.arange(6).reshape(2, 3)\nprint(x)\nprint(x.sum(dim=0))\n"
+COLUMN_SUMS = (
+    "import torch\nx = torch.arange(6).reshape(2, 3)\nprint(x)\nprint(x.sum(dim=0))\n"
+    "import matplotlib.pyplot as plt\nplt.bar(range(3), x.sum(dim=0))\nplt.title(\"column sums\")\n"
+)
 EXPECTED_STDOUT = "tensor([[0, 1, 2],\n        [3, 4, 5]])\ntensor([3, 5, 7])"
 
 
@@ -274,6 +280,17 @@ def test_a_real_gesture_runs_the_card_and_shows_the_output_cold_and_warm(session
 def test_baked_output_stays_on_the_answer_side(session):
     assert session["legit"]["answer_output_hidden_before_run"] is True
     assert EXPECTED_STDOUT in session["legit"]["baked"]
+
+
+def test_run_draws_the_figure_in_the_card_and_the_baked_one_loads_from_media(session):
+    legit = session["legit"]
+    html = legit["cold_html"]
+    assert html.count('<img class="deckbuild-figure deckbuild-day" src="data:image/svg+xml;base64,') == 1
+    assert html.count('<img class="deckbuild-figure deckbuild-night" src="data:image/svg+xml;base64,') == 1
+    assert 'alt="Figure 1: column sums"' in html
+    assert html.index("deckbuild-stdout") < html.index("deckbuild-figure")  # next to stdout
+    assert legit["live_figure_width"] > 100  # Chromium decoded the SVG
+    assert legit["baked_figure_width"] > 100  # the packaged figure is in Anki's media folder
 
 
 def test_second_run_is_warm(session):
