@@ -162,11 +162,10 @@ def test_real_worker_runs_torch_and_stays_warm(real_session):
     first = real_session.run(code, sys.executable, 120, 100_000)
     assert first.ok and first.stdout == "tensor([3, 5, 7])\n"
     assert first.torch and first.python
-    start = time.perf_counter()
+    worker = real_session._worker
     second = real_session.run(code, sys.executable, 120, 100_000)
-    wall = time.perf_counter() - start
     assert second.stdout == first.stdout
-    assert wall < 0.5, f"warm run took {wall:.3f} s"
+    assert real_session._worker is worker  # warm: the same worker process ran it (speed: make bench)
 
 
 def test_real_worker_reports_the_exception_and_its_line(real_session):

@@ -196,3 +196,23 @@ def test_addon_package_follows_source_date_epoch(tmp_path, monkeypatch, epoch):
     with zipfile.ZipFile(addon_build.build(tmp_path / "a.ankiaddon")) as archive:
         dates = {info.date_time for info in archive.infolist()}
     assert dates == {time.gmtime(int(epoch))[:6]}
+
+
+def test_cache_keys_follow_deckbuilds_own_code(tmp_path, monkeypatch):
+    import hashlib
+
+    import deckbuild.cache as cache
+
+    here = Path(cache.__file__).parent
+    expected = cache.content_key(cache.FORMAT, *(hashlib.sha256((here / m).read_bytes()).hexdigest() for m in ("render.py", "latex.py")))
+    assert cache.code_version("render.py", "latex.py") == expected
+    assert cache.code_version("render.py") != cache.code_version("load.py")
+    # An edited module gives another version: a copy of the package with one byte changed.
+    copy = tmp_path / "deckbuild"
+    copy.mkdir()
+    for name in ("cache.py", "render.py"):
+        (copy / name).write_bytes((here / name).read_bytes())
+    (copy / "render.py").write_bytes((here / "render.py").read_bytes() + b"\n# edited\n")
+    original = cache.code_version("render.py")
+    monkeypatch.setattr(cache, "__file__", str(copy / "cache.py"))
+    assert cache.code_version("render.py") != original
