@@ -26,7 +26,7 @@ from deckbuild.latex import DEFAULT_ENGINE, engine
 from deckbuild.load import fingerprint, load, load_images
 from deckbuild.model import BuildReport, Card, CodeOutput, Media, Stamps
 from deckbuild.notetypes import FONTS, NOTE_TYPES
-from deckbuild.package import NoteStore, PackagePlan, note_digest, note_fields, package_digest, plan_packages, write_packages
+from deckbuild.package import NoteStore, PackagePlan, note_digest, note_fields, package_digest, plan_packages, remove_temporaries, write_packages
 from deckbuild.render import RENDER_VERSION, attach_images, render
 from deckbuild.validate import validate
 
@@ -141,6 +141,7 @@ def build(options: BuildOptions) -> BuildResult:
                 inputs = "" if problems else inputs  # warnings are printed again by the next build
                 report, made = _package(loaded.cards, notes, store, notetypes, options.out_dir, cache, previous, inputs, base, report, FONTS)
     finally:
+        remove_temporaries()  # whatever an error or an interrupt left of this build's temporary files
         if cache is not None:
             cache.close()
     report = replace(report, seconds=time.perf_counter() - started)

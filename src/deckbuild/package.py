@@ -41,7 +41,7 @@ from pathlib import Path
 import genanki
 from genanki.apkg_schema import APKG_SCHEMA
 
-from deckbuild import __version__
+from deckbuild import __version__, interrupts
 from deckbuild.cache import code_version, content_key
 from deckbuild.errors import PackageError
 from deckbuild.model import Card, CodeOutput, Kind, Media, RenderedCard, Stamps
@@ -392,14 +392,34 @@ def _cut(plan: PackagePlan, store: NoteStore, path: Path, built: int) -> None:
         raise PackageError(f"cannot write {path}: {exc}") from None
 
 
+#: Temporary files this process made and has not removed yet; :func:`remove_temporaries` sweeps them.
+_RESERVED: set[Path] = set()
+
+
 def _reserve(target: Path, suffix: str) -> Path:
-    """Create an empty hidden file beside ``target`` (``.name.XXXX.tmp``); return its path."""
-    try:
-        handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
-    except OSError as exc:
-        raise PackageError(f"cannot write {target}: {exc.strerror or exc}") from None
-    os.close(handle)
+    """Create an empty hidden file beside ``target`` (``.name.XXXX.tmp``); return its path.
+
+    The file is created and noted in one step that a signal cannot split, so an interrupt
+    at any moment leaves it to :func:`remove_temporaries`.
+    """
+    with interrupts.forking():  # defers SIGINT/SIGTERM over these few statements
+        try:
+            handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
+        except OSError as exc:
+            raise PackageError(f"cannot write {target}: {exc.strerror or exc}") from None
+        os.close(handle)
+        _RESERVED.add(Path(name))
     return Path(name)
+
+
+def remove_temporaries() -> None:
+    """Remove every temporary file :func:`_reserve` made that is still there (after a failure or an interrupt)."""
+    for path in list(_RESERVED):
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:
+            continue
+        _RESERVED.discard(path)
 
 
 def _replace_all(pairs: list[tuple[Path, Path]]) -> None:
