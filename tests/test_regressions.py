@@ -216,3 +216,18 @@ def test_cache_keys_follow_deckbuilds_own_code(tmp_path, monkeypatch):
     original = cache.code_version("render.py")
     monkeypatch.setattr(cache, "__file__", str(copy / "cache.py"))
     assert cache.code_version("render.py") != original
+
+
+def test_prune_never_touches_an_anki_package_that_is_not_deckbuilds(tmp_path, capsys):
+    import genanki
+
+    write_files(tmp_path / "cards", {"a.yaml": FACT})
+    assert _build(tmp_path) == 0
+    deck = genanki.Deck(2059400110, "Someone else's deck")
+    deck.add_note(genanki.Note(model=genanki.BASIC_MODEL, fields=["front", "back"]))
+    foreign = tmp_path / "dist" / "theirs.apkg"
+    genanki.Package(deck).write_to_file(foreign)
+    before = foreign.read_bytes()
+    assert run_cli("build", tmp_path / "cards", "--quiet", "--prune") == 0
+    assert "theirs.apkg" not in capsys.readouterr().err
+    assert foreign.read_bytes() == before

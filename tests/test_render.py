@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import pytest
 
 from deckbuild.latex import LatexProblem, to_mathml
@@ -135,3 +136,15 @@ def test_code_css_has_a_day_and_a_night_style():
     css = code_css()
     assert ".codehilite .k { color: #A90D91 }" in css  # xcode
     assert ".nightMode .codehilite .k, .night_mode .codehilite .k { color: #FF7B72 }" in css  # github-dark
+
+
+def test_a_pipe_inside_math_stays_in_its_table_cell():
+    from deckbuild.render import _render_all
+
+    table = "| quantity | formula |\n|---|---|\n| absolute value | $|x|$ |\n| conditional | \\(p(a | b)\\) |\n\nAnd $|y|$ outside a table."
+    (rendered,) = _render_all([table], "temml")
+    assert rendered.problems == () and rendered.formulas == 3
+    rows = re.findall(r"<tr>(.*?)</tr>", rendered.html, re.S)
+    assert [len(re.findall(r"<t[dh]>", row)) for row in rows] == [2, 2, 2]
+    assert 'data-tex="|x|"' in rendered.html and 'data-tex="p(a | b)"' in rendered.html and 'data-tex="|y|"' in rendered.html
+    assert "\ue000" not in rendered.html

@@ -26,6 +26,7 @@ from typing import Mapping, Sequence
 from markdown import Markdown
 from markdown.extensions import Extension
 from markdown.inlinepatterns import InlineProcessor
+from markdown.preprocessors import Preprocessor
 
 from deckbuild.latex import LatexProblem
 
@@ -97,6 +98,30 @@ def fill_formulas(
     return _PLACEHOLDER_RE.sub(one, html_text), problems
 
 
+_PIPE = "\ue000"  # stands for a '|' inside math on a table row until the math processor reads it
+_INLINE_ANY = re.compile(f"{_INLINE_DOLLAR}|{_INLINE_PARENS}")
+
+
+class _TablePipes(Preprocessor):
+    """Keep a ``|`` inside inline math (``$|x|$``, ``$p(a \\mid b)$`` written with ``|``) out of
+    the tables extension, which splits a row at every ``|`` outside code spans.
+
+    On a line that also has a ``|`` outside math (a table row), the ``|`` inside each inline
+    formula becomes a private-use character that :class:`_MathProcessor` turns back.
+    """
+
+    def run(self, lines: list[str]) -> list[str]:
+        out = []
+        for line in lines:
+            spans = [m.span() for m in _INLINE_ANY.finditer(line) if "|" in m.group(0)]
+            outside = _INLINE_ANY.sub("", line)
+            if spans and "|" in outside:
+                for start, end in reversed(spans):
+                    line = line[:start] + line[start:end].replace("|", _PIPE) + line[end:]
+            out.append(line)
+        return out
+
+
 class _MathProcessor(InlineProcessor):
     def __init__(self, pattern: str, md: Markdown, log: MathLog, display: bool):
         super().__init__(pattern, md)
@@ -104,12 +129,13 @@ class _MathProcessor(InlineProcessor):
         self.display = display
 
     def handleMatch(self, m, data):  # noqa: N802 - Python-Markdown's API name
-        tex = next(g for g in m.groups() if g is not None)
+        tex = next(g for g in m.groups() if g is not None).replace(_PIPE, "|")
+        written = m.group(0).replace(_PIPE, "|")
         # The engine converts every formula of a build in one batch later; keep a placeholder.
         # It starts with <math>, which Python-Markdown counts as block-level, so a paragraph
         # holding only a formula is not wrapped in <p>.
         placeholder = _PLACEHOLDER.format(len(self.log.formulas))
-        self.log.formulas.append(Formula(self.log.source.find(m.group(0)), m.group(0), tex, self.display))
+        self.log.formulas.append(Formula(self.log.source.find(written), written, tex, self.display))
         if self.display:
             placeholder = f'<div class="math-display">{placeholder}</div>'
         return self.md.htmlStash.store(placeholder), m.start(0), m.end(0)
@@ -140,6 +166,7 @@ class MathExtension(Extension):
         super().__init__(**kwargs)
 
     def extendMarkdown(self, md: Markdown) -> None:  # noqa: N802
+        md.preprocessors.register(_TablePipes(md), "math-table-pipes", 25)
         md.inlinePatterns.register(_DollarProcessor(r"\\\$", md), "math-dollar-escape", 183)
         md.inlinePatterns.register(_MathProcessor(_DISPLAY_DOLLARS, md, self.log, True), "math-display-dollars", 187)
         md.inlinePatterns.register(_MathProcessor(_DISPLAY_BRACKETS, md, self.log, True), "math-display-brackets", 186.5)
