@@ -33,6 +33,7 @@ import sqlite3
 import tempfile
 import unicodedata
 import time
+import warnings
 import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
@@ -391,6 +392,10 @@ def _cut(plan: PackagePlan, store: NoteStore, path: Path, built: int) -> None:
     except (OSError, sqlite3.Error) as exc:
         raise PackageError(f"cannot write {path}: {exc}") from None
 
+
+# genanki's field check reads `<math data-tex="a b">` (an attribute value with a space) as an
+# invalid tag and warns on every build; the fields are deckbuild's own escaped HTML.
+warnings.filterwarnings("ignore", message="Field contained the following invalid HTML tags", module="genanki")
 
 #: Temporary files this process made and has not removed yet; :func:`remove_temporaries` sweeps them.
 _RESERVED: set[Path] = set()
