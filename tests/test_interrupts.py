@@ -28,6 +28,15 @@ def _children(pid: int) -> set[int]:
         return set()
 
 
+def _descendants(pid: int) -> set[int]:
+    found, todo = set(), [pid]
+    while todo:
+        for child in _children(todo.pop()) - found:
+            found.add(child)
+            todo.append(child)
+    return found
+
+
 def _alive(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
@@ -75,20 +84,22 @@ def big(tmp_path_factory):
 def _stage_reached(stage: str, proc: subprocess.Popen, out: Path, tmp: Path) -> bool:
     if stage == "render":  # the render pool's workers are running
         return len(_children(proc.pid)) >= 2 and not any(tmp.glob("deckbuild-worker-*"))
-    if stage == "run":  # the snippet worker is running
+    if stage == "run":  # the snippet worker is starting
         return any(tmp.glob("deckbuild-worker-*"))
+    if stage == "snippet":  # the snippet runs: in a process the worker forked (its own process group)
+        return any(_children(worker) for worker in _children(proc.pid))
     return any(p.name.endswith(".tmp") for p in out.iterdir())  # "write": temporary packages exist
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-@pytest.mark.parametrize("stage", ["render", "run", "write"])
+@pytest.mark.parametrize("stage", ["render", "run", "snippet", "write"])
 def test_an_interrupt_leaves_the_previous_packages_and_nothing_else(big, stage, signum, tmp_path):
     cards, out, _ = big
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     before = _tree(out)
     cache = tmp_path / "cache"
-    if stage == "run":  # make the snippet sleep long enough to be interrupted
+    if stage in ("run", "snippet"):  # make the snippet sleep long enough to be interrupted
         (cards / "code.yaml").write_text((cards / "code.yaml").read_text().replace("or 0", "or 30"))
     elif stage == "write":  # a warm cache: straight to the writers, with the snippet cached
         pass
@@ -98,11 +109,11 @@ def test_an_interrupt_leaves_the_previous_packages_and_nothing_else(big, stage, 
         seen: set[int] = set()
         deadline = time.monotonic() + 300
         while not _stage_reached(stage, proc, out, tmp):
-            seen |= _children(proc.pid)
+            seen |= _descendants(proc.pid)
             assert proc.poll() is None, f"build ended before the {stage} stage: {(tmp_path / 'stderr').read_text()}"
             assert time.monotonic() < deadline
             time.sleep(0.005)
-        seen |= _children(proc.pid)
+        seen |= _descendants(proc.pid)
         os.kill(proc.pid, signum)
         sent = time.monotonic()
         try:
@@ -113,7 +124,7 @@ def test_an_interrupt_leaves_the_previous_packages_and_nothing_else(big, stage, 
             pytest.fail(f"the build hung after {signal.Signals(signum).name}:\n{(tmp_path / 'stderr').read_text()}")
         took = time.monotonic() - sent
     finally:
-        if stage == "run":
+        if stage in ("run", "snippet"):
             (cards / "code.yaml").write_text((cards / "code.yaml").read_text().replace("or 30", "or 0"))
     stderr = (tmp_path / "stderr").read_text()
     assert status == 128 + signum, stderr

@@ -134,7 +134,7 @@ def test_process_state_reset(worker):
     assert worker.run(setup).ok
     r = worker.run(
         "import os, sys, torch, numpy as np\n"
-        "print(os.path.basename(os.getcwd()).startswith('deckbuild-worker-'))\n"
+        "print(os.path.basename(os.path.dirname(os.getcwd())).startswith('deckbuild-worker-'))\n"
         "print('DECKBUILD_LEAK' in os.environ, '/leak' in sys.path)\n"
         "print(torch.get_default_dtype(), torch.is_grad_enabled(), torch.get_num_threads())\n"
         "print(torch.tensor([1/3]), np.array([1/3]))\n")
@@ -348,6 +348,25 @@ def test_close_kills_process_and_allows_restart():
     w.close()
 
 
+def test_an_interrupt_right_after_the_worker_folder_is_made_leaves_no_folder(tmp_path, monkeypatch):
+    """An interrupt can land after mkdir() made the folder and before its name is known
+    (tempfile.mkdtemp() would lose it): the folder is still removed (issue 11)."""
+    monkeypatch.setattr(runner.tempfile, "tempdir", str(tmp_path))
+    made = []
+    real_mkdir = os.mkdir
+
+    def mkdir_then_interrupt(path, *args, **kwargs):
+        real_mkdir(path, *args, **kwargs)
+        made.append(path)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "mkdir", mkdir_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        Worker(PYTHON, preload=()).start()
+    monkeypatch.undo()
+    assert made and list(tmp_path.iterdir()) == []
+
+
 def test_worker_error_for_missing_interpreter(tmp_path):
     with pytest.raises(WorkerError):
         Worker(str(tmp_path / "no-such-python")).run("print(1)")
@@ -409,6 +428,20 @@ def test_nothing_one_snippet_changes_reaches_the_next(worker, leak, probe):
     assert worker.run(leak).error is None
     r = worker.run(probe)
     assert (r.stdout, r.stderr, r.error) == ("False\n", "", None)
+
+
+def test_each_snippet_runs_in_its_own_empty_folder_removed_after_it(worker):
+    first = worker.run("import os\nopen('left.txt', 'w').write('x')\nos.mkdir('sub')\nprint(os.getcwd())")
+    second = worker.run("import os\nprint(os.getcwd())\nprint(sorted(os.listdir('.')), os.path.exists('../left.txt'))")
+    assert first.ok and second.ok
+    folder = first.stdout.strip()
+    assert second.stdout.splitlines()[1:] == ["[] False"]
+    assert second.stdout.splitlines()[0] != folder
+    assert not os.path.exists(folder)  # removed before the next snippet started
+    deadline = time.monotonic() + 5  # the second's goes right after its run (which reports first)
+    while os.listdir(os.path.dirname(folder)) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert os.listdir(os.path.dirname(folder)) == []
 
 
 def test_a_child_process_a_snippet_leaves_running_is_ended(light):

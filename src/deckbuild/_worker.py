@@ -57,6 +57,7 @@ import os
 import platform
 import random
 import select
+import shutil
 import signal
 import sys
 import threading
@@ -552,6 +553,7 @@ class Worker(object):
             except Exception:
                 pass
         self.base_cwd = os.getcwd()
+        self.run_cwd = self.base_cwd  # each snippet's own empty folder (see run())
         self.base_path = list(sys.path)
         self.base_argv = [SNIPPET_FILENAME]
         self.base_env = dict(os.environ)
@@ -576,7 +578,7 @@ class Worker(object):
 
     def reset(self):
         """Put every piece of process state a snippet may touch back to fixed values."""
-        os.chdir(self.base_cwd)
+        os.chdir(self.run_cwd)
         sys.path[:] = self.base_path
         sys.argv[:] = self.base_argv
         if dict(os.environ) != self.base_env:
@@ -624,6 +626,21 @@ class Worker(object):
         corrupt the protocol. A timeout (``msg["timeout"]`` seconds) or a child that dies
         without a "done" frame ends in a "done" frame with ``timed_out`` or ``crash``.
         """
+        run_id = msg["id"]
+        # The snippet's working folder: new and empty, removed when the run has ended
+        # (with every process of its group), so no file one card writes reaches the next.
+        self.run_cwd = os.path.join(self.base_cwd, "run-%d" % run_id)
+        shutil.rmtree(self.run_cwd, ignore_errors=True)
+        os.mkdir(self.run_cwd, 0o700)
+        try:
+            self.run_isolated(msg)
+        finally:
+            os.chdir(self.base_cwd)
+            shutil.rmtree(self.run_cwd, ignore_errors=True)
+            self.run_cwd = self.base_cwd
+
+    def run_isolated(self, msg):
+        """:meth:`run` in a forked child process (in this process where there is no fork)."""
         run_id = msg["id"]
         timeout = float(msg.get("timeout") or 0)
         self.channel.send({"op": "started", "id": run_id})

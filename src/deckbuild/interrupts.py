@@ -1,11 +1,13 @@
-"""SIGINT and SIGTERM as an exception that unwinds the build, and forks that cannot lose one.
+"""SIGINT and SIGTERM as an exception that unwinds the build, and critical sections that defer them.
 
 The command line turns both signals into :class:`Interrupted` (a ``KeyboardInterrupt``), so
-every ``finally`` runs: worker processes are stopped and temporary files removed. A Python
-signal handler that runs inside an at-fork callback has its exception swallowed ("Exception
-ignored in ..."), so process pools are started under :func:`forking`, which defers a
-signal until the fork is done; forked workers call :func:`in_worker`, so an interrupt
-reaches only the parent, which then ends them.
+every ``finally`` runs: worker processes are stopped and temporary files removed. Two kinds
+of statement must not be split by that exception, so they run under :func:`deferred`,
+which only notes a signal and raises when the block ends: starting a process pool (a
+Python signal handler that runs inside an at-fork callback has its exception swallowed,
+"Exception ignored in ...", and the build would go on), and creating a temporary file
+together with noting it for removal. Forked workers call :func:`in_worker`, so an
+interrupt reaches only the parent, which then ends them.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ class Interrupted(KeyboardInterrupt):
         self.signum = signum
 
 
-_held = 0  # > 0 inside forking(): a signal is only noted
+_held = 0  # > 0 inside deferred(): a signal is only noted
 _pending: int | None = None
 
 
@@ -62,11 +64,13 @@ def raising() -> Iterator[None]:
 
 
 @contextmanager
-def forking() -> Iterator[None]:
-    """Within the block a signal is only noted; it raises :class:`Interrupted` when the block ends.
+def deferred() -> Iterator[None]:
+    """Defer SIGINT and SIGTERM over a critical section (nestable; main thread).
 
-    (Python runs signal handlers between bytecodes, also inside at-fork callbacks, where an
-    exception is printed and dropped: the build would go on as if never interrupted.)
+    Within the block a signal is only noted; it raises :class:`Interrupted` when the
+    outermost block ends, so the block's statements run whole or not at all. For short
+    sections only: the signal waits for the block. (Python runs signal handlers between
+    bytecodes, also inside at-fork callbacks, where an exception is printed and dropped.)
     """
     global _held, _pending
     _held += 1
@@ -88,7 +92,7 @@ def in_worker() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     # A signal that came between the fork and now was only noted (the parent's handler
-    # was inherited inside forking()): the parent's SIGTERM that ends this worker must still end it.
+    # was inherited inside deferred()): the parent's SIGTERM that ends this worker must still end it.
     held, _held, _pending = _pending, 0, None
     if held == signal.SIGTERM:
         signal.raise_signal(signal.SIGTERM)

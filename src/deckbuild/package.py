@@ -407,7 +407,7 @@ def _reserve(target: Path, suffix: str) -> Path:
     The file is created and noted in one step that a signal cannot split, so an interrupt
     at any moment leaves it to :func:`remove_temporaries`.
     """
-    with interrupts.forking():  # defers SIGINT/SIGTERM over these few statements
+    with interrupts.deferred():  # defers SIGINT/SIGTERM over these few statements
         try:
             handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
         except OSError as exc:

@@ -220,7 +220,7 @@ def _parse_all(texts: list[str]) -> list[ParsedText]:
     others = set(multiprocessing.active_children())
     pool = ProcessPoolExecutor(workers, mp_context=context, initializer=interrupts.in_worker)
     try:
-        with interrupts.forking():  # map() submits every chunk (and forks the workers) at once
+        with interrupts.deferred():  # map() submits every chunk (and forks the workers) at once
             results = pool.map(parse_markdown, texts, chunksize=max(1, len(texts) // (workers * 8)))
         return list(results)
     except BaseException:

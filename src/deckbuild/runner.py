@@ -22,10 +22,12 @@ What a run guarantees
   its process and never reaches the next; the child leads its own process
   group, which is killed when it ends, so child processes it left behind go
   too (unless they started a session of their own). Every snippet also runs
-  as a fresh ``__main__`` module, from the worker's folder. (On Windows,
-  without fork, snippets share the worker process and only ``__main__``,
-  working directory, ``sys.path``, ``sys.argv``, ``os.environ``, recursion
-  limit, warning filters and root logging handlers are reset.)
+  as a fresh ``__main__`` module, in a new empty working folder of its own
+  (inside the worker's temporary folder), removed when the run ends, so a
+  file one snippet writes is never seen by the next. (On Windows, without
+  fork, snippets share the worker process and only ``__main__``, working
+  folder, ``sys.path``, ``sys.argv``, ``os.environ``, recursion limit,
+  warning filters and root logging handlers are reset.)
 * **Determinism.** Before each snippet: ``random.seed(0)``,
   ``numpy.random.seed(0)``, ``torch.manual_seed(0)``,
   ``torch.set_default_dtype(torch.float32)``, ``torch.set_num_threads(1)``,
@@ -298,12 +300,18 @@ class _Process:
 
     def __init__(self, python: str, preload: tuple, frame_limit: int):
         self.frame_limit = frame_limit
-        self.tmpdir = tempfile.mkdtemp(prefix="deckbuild-worker-")
+        # The folder's name is known before it exists, so an interrupt at any point after
+        # the mkdir (even inside it) finds it in the handlers below; mkdtemp() could be
+        # interrupted after its mkdir and before it returns the name.
+        self.tmpdir = os.path.join(tempfile.gettempdir(), "deckbuild-worker-" + os.urandom(8).hex())
         args = [python, "-c", _BOOTSTRAP, WORKER_FILE, json.dumps({"preload": list(preload)})]
         try:
+            os.mkdir(self.tmpdir, 0o700)
             self.proc = subprocess.Popen(
                 args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 cwd=self.tmpdir, env=_worker_env(), bufsize=0, **_popen_flags())
+        except FileExistsError as exc:  # not this process's folder: never removed
+            raise WorkerError(f"cannot create the worker's folder: {exc}") from exc
         except (OSError, ValueError) as exc:
             shutil.rmtree(self.tmpdir, ignore_errors=True)
             raise WorkerError(f"cannot start Python interpreter {python!r}: {exc}") from exc
@@ -412,6 +420,13 @@ class _Process:
         if self.dead:
             return self.proc.returncode
         self.dead = True
+        # End of input first: the worker then kills the process group of a snippet still
+        # running (its own group, which the kill below does not reach) and exits.
+        try:
+            self.proc.stdin.close()
+        except (OSError, ValueError):
+            pass
+        self.wait_exit(0.5)
         if _POSIX:
             try:
                 os.killpg(self.pid, signal.SIGKILL)
