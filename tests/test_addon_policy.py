@@ -128,3 +128,56 @@ def test_asking_off_runs_without_trust_and_damaged_trust_trusts_nothing():
     for damaged in ("1738400004:11", {"1738400004:11": True}, 5, [5, None]):
         assert policy.must_ask(DEFAULTS, policy.trusted_keys(damaged), origin())
     assert policy.with_trust({"x": 1}, origin()) == ["1738400004:11"]
+
+
+def test_trusting_a_new_deck_keeps_every_deck_trusted_before():
+    stored = policy.with_trust(None, origin(deck_id=11))
+    stored = policy.with_trust(stored, origin(deck_id=12))
+    stored = policy.with_trust(stored + [7, None], origin(notetype_id=99))  # damaged entries are dropped
+    assert stored == ["1738400004:11", "1738400004:12", "99:11"]
+    trusted = policy.trusted_keys(stored)
+    for trusted_origin in (origin(deck_id=11), origin(deck_id=12), origin(notetype_id=99)):
+        assert not policy.must_ask(DEFAULTS, trusted, trusted_origin)
+    assert policy.must_ask(DEFAULTS, trusted, origin(deck_id=13))
+
+
+# Every checked value at, just inside and just outside its bounds: (key, value, accepted).
+BOUNDARIES = [
+    ("timeout_seconds", 0, False),
+    ("timeout_seconds", -1e-9, False),
+    ("timeout_seconds", 1e-9, True),
+    ("timeout_seconds", 1, True),
+    ("timeout_seconds", policy.MAX_TIMEOUT_SECONDS, True),
+    ("timeout_seconds", policy.MAX_TIMEOUT_SECONDS - 1e-6, True),
+    ("timeout_seconds", policy.MAX_TIMEOUT_SECONDS + 1e-6, False),
+    ("timeout_seconds", policy.MAX_TIMEOUT_SECONDS + 1, False),
+    ("max_output_bytes", 0, False),
+    ("max_output_bytes", 1, True),
+    ("max_output_bytes", 2, True),
+    ("max_output_bytes", 1.0, True),  # a JSON 1.0 is a whole number
+    ("max_output_bytes", 1.5, False),
+    ("max_output_bytes", policy.MAX_OUTPUT_BYTES - 1, True),
+    ("max_output_bytes", policy.MAX_OUTPUT_BYTES, True),
+    ("max_output_bytes", policy.MAX_OUTPUT_BYTES + 1, False),
+    ("python", "", True),
+    ("python", "a b/python3", True),
+    ("python", "python\n", False),
+    ("python", "py\0thon", False),
+    ("ask_before_running", False, True),
+    ("ask_before_running", 0, False),
+    ("offer_after_import", False, True),
+    ("offer_after_import", 1, False),
+]
+
+
+@pytest.mark.parametrize("key, value, accepted", BOUNDARIES)
+def test_config_bounds_are_exactly_the_documented_ones(key, value, accepted):
+    settings, problems = policy.check_config({key: value})
+    got = getattr(settings, key)
+    if accepted:
+        assert problems == []
+        assert got == (value.strip() if isinstance(value, str) else value)
+    else:
+        assert len(problems) == 1 and problems[0].startswith(f'config "{key}": ')
+        assert "using the default" in problems[0]
+        assert got == policy.DEFAULT_CONFIG[key]
