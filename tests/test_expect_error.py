@@ -70,3 +70,32 @@ def test_raised_reads_the_last_exception_of_a_traceback():
         "SyntaxError",
         "'(' was never closed",
     )
+
+
+BASES = """
+    deck: D
+    type: code
+    cards:
+      - id: lookup
+        q: What goes wrong?
+        expect_error: {expect}
+        code: |
+          table = {{"a": 1}}
+          print(table["b"])
+    """
+
+
+@pytest.mark.parametrize("expect", ["KeyError", "LookupError", "Exception", "'LookupError: b'"])
+def test_a_base_class_of_the_raised_exception_is_accepted(tmp_path, capsys, expect):
+    root = write_files(tmp_path / "cards", {"a.yaml": BASES.format(expect=expect)})
+    assert run_cli("build", root, "--quiet") == 0, capsys.readouterr().err
+    assert capsys.readouterr().err == ""
+    assert len(list((tmp_path / "dist").glob("*.apkg"))) == 1
+
+
+@pytest.mark.parametrize("expect", ["IndexError", "ValueError", "ArithmeticError"])
+def test_a_class_that_is_not_among_its_bases_fails_with_what_was_raised(tmp_path, capsys, expect):
+    root = write_files(tmp_path / "cards", {"a.yaml": BASES.format(expect=expect)})
+    assert run_cli("build", root, "--quiet") == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == f"{root}/a.yaml:9: error: code card 'lookup' expects {expect} but raised KeyError: 'b'"

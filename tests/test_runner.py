@@ -455,3 +455,15 @@ def test_the_snippet_cannot_write_into_the_protocol(light):
     r = light.run("import os\nfor fd in (3, 4):\n    try:\n        os.write(fd, b'\\x00\\x00\\x00\\x02{}')\n    except OSError as e:\n        print(fd, e.errno)\n")
     assert r.ok
     assert light.run("print('fine')").stdout == "fine\n"
+
+
+def test_an_exception_comes_with_its_class_and_bases_as_the_traceback_names_them(worker):
+    r = worker.run("d = {}\nd['k']\n")
+    assert r.error_types == ("KeyError", "LookupError", "Exception", "BaseException")
+    assert r.error.rstrip().endswith("KeyError: 'k'")
+    r = worker.run("class Mine(ValueError):\n    pass\nraise Mine('x')\n")
+    assert r.error_types == ("Mine", "ValueError", "Exception", "BaseException")
+    r = worker.run("import torch\nraise torch.OutOfMemoryError('big')\n")
+    assert r.error_types[0] == "torch.OutOfMemoryError" and r.error.rstrip().endswith("torch.OutOfMemoryError: big")
+    assert worker.run("print(1)").error_types == ()
+    assert worker.run("raise SystemExit(0)").error_types == ()

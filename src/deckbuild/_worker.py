@@ -35,6 +35,7 @@ worker -> parent::
     {"op": "out", "id": int, "stream": "stdout"|"stderr", "data": str,
      "truncated": bool}                      # the stream hit the cap
     {"op": "done", "id": int, "error": str|null, "error_line": int|null,
+     "error_types": [str],                   # the exception's class and bases (traceback names)
      "seconds": float, "truncated": {"stdout": bool, "stderr": bool, "error": bool},
      "figures": [{"format": "svg"|"png", "day": base64, "night": base64,
                   "alt": str, "width": int, "height": int}]}   # CSS px
@@ -341,6 +342,18 @@ def format_error(exc):
         te = traceback.TracebackException(type(exc), exc, exc.__traceback__)
     _keep_snippet_frames(te, set())
     return "".join(te.format()), line
+
+
+def exception_names(exc):
+    """Names of the exception's class and its bases, most derived first, as Python's
+    traceback prints them ("KeyError", "LookupError", ..., "torch.OutOfMemoryError");
+    ``object`` left out."""
+    names = []
+    for cls in type(exc).__mro__[:-1]:
+        module = getattr(cls, "__module__", None)
+        qualname = getattr(cls, "__qualname__", cls.__name__)
+        names.append(qualname if module in (None, "builtins", "__main__") else "%s.%s" % (module, qualname))
+    return names
 
 
 # --------------------------------------------------------------------------
@@ -766,6 +779,7 @@ class Worker(object):
         limit = int(msg["max_output"])
         capture = Capture(self.channel, run_id, limit)
         error = error_line = None
+        error_types = []
 
         main = types.ModuleType("__main__")
         main.__dict__["__builtins__"] = builtins
@@ -787,8 +801,10 @@ class Worker(object):
         except SystemExit as exc:
             if exc.code not in (None, 0):
                 error, error_line = format_error(exc)
+                error_types = exception_names(exc)
         except BaseException as exc:
             error, error_line = format_error(exc)
+            error_types = exception_names(exc)
         finally:
             seconds = time.perf_counter() - start if start is not None else 0.0
             figures = []
@@ -797,9 +813,11 @@ class Worker(object):
             except FigureError as exc:
                 if error is None:
                     error = "FigureError: %s\n" % exc
+                    error_types = ["FigureError"]
             except Exception as exc:  # a figure that fails to save
                 if error is None:
                     error, error_line = format_error(exc)
+                    error_types = exception_names(exc)
             # Break function <-> globals cycles now, while output is still
             # captured (a __del__ that prints belongs to this run).
             try:
@@ -819,7 +837,7 @@ class Worker(object):
             error, error_truncated = cap_text(error, limit)
         self.channel.send({
             "op": "done", "id": run_id, "error": error, "error_line": error_line,
-            "seconds": seconds,
+            "error_types": error_types, "seconds": seconds,
             "truncated": {"stdout": capture.truncated["stdout"],
                           "stderr": capture.truncated["stderr"],
                           "error": error_truncated},

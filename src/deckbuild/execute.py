@@ -144,6 +144,9 @@ def output_html(result: RunResult, figures: tuple[tuple[Media, Media, Figure], .
 def raised(error: str) -> tuple[str, str]:
     """Return the class name and the message of the exception a formatted traceback ends with.
 
+    The class is only a fallback (a result without ``error_types``, e.g. a worker crash):
+    ``expect_error`` is matched against the class and bases the worker sends.
+
     The exception's line follows the last ``File "..."`` frame and its indented source and
     caret lines (Python's traceback format); a traceback without frames (``WorkerCrash: ...``)
     is that line itself. Names are as Python prints them: ``RuntimeError``,
@@ -200,11 +203,18 @@ def _problem(card: Card, result: RunResult) -> str | None:
         if not result.error:
             return f"code card '{card.id}' expects {wanted} but ran without an error"
         got, message = raised(result.error)
-        if not (got == name or got.endswith("." + name)) or text not in message:
+        if not _is_a(result.error_types or (got,), name) or text not in message:
             return f"code card '{card.id}' expects {wanted} but raised {summary}"
     if result.truncated:
         return f"code card '{card.id}' printed more than {MAX_OUTPUT_BYTES // 1024} KiB; a note should show all of its output"
     return None
+
+
+def _is_a(types: tuple[str, ...], name: str) -> bool:
+    """True if ``name`` is one of ``types`` (an exception's class and bases, as the worker
+    sends them), by full name or by its last dotted part (``OutOfMemoryError`` names
+    ``torch.OutOfMemoryError``)."""
+    return any(t == name or t.endswith("." + name) for t in types)
 
 
 def _error_location(card: Card, result: RunResult) -> Location:

@@ -156,6 +156,10 @@ class RunResult:
         torch: ``torch.__version__`` in the worker, or None if torch is absent
             (or was not among the worker's ``preload`` modules).
         figures: The figures the snippet left open, in creation order.
+        error_types: Names of the exception's class and its bases, most derived first,
+            as the traceback prints them (``("KeyError", "LookupError", "Exception",
+            "BaseException")``, ``"torch.OutOfMemoryError"``); empty on success, timeout,
+            a worker crash, or from a worker that does not send them.
     """
 
     stdout: str
@@ -168,6 +172,7 @@ class RunResult:
     python: str
     torch: Optional[str]
     figures: Tuple[Figure, ...] = ()
+    error_types: Tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -190,6 +195,13 @@ def _figures(items: object) -> Tuple[Figure, ...]:
         except (KeyError, TypeError, ValueError, binascii.Error):
             continue
     return tuple(out)
+
+
+def _names(items: object) -> Tuple[str, ...]:
+    """Decode the ``error_types`` of a done frame (a list of strings; anything else: none)."""
+    if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+        return ()
+    return tuple(items)
 
 
 class WorkerError(Exception):
@@ -700,6 +712,7 @@ class Worker:
             python=self._hello.get("python", ""),
             torch=self._hello.get("torch"),
             figures=_figures(msg.get("figures")),
+            error_types=_names(msg.get("error_types")) if error_text is not None else (),
         )
 
     def _send_run(self, code: str, timeout: float) -> _Process:
