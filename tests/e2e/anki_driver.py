@@ -29,10 +29,13 @@ import json
 import os
 import sys
 import time
-import traceback
-import zipfile
 from pathlib import Path
 from typing import Any, Callable, Generator
+
+sys.path.insert(0, str(Path(__file__).parent))
+from harness import (  # noqa: E402
+    Js, Results, Sleep, click, open_dialogs, prepare_base, record_stderr, run_anki, top_level, wait_js, wait_py,
+)
 
 WATCHDOG_SECONDS = 300
 ATTACK_SECONDS = 2.5  # how long each hostile card stays on screen
@@ -73,42 +76,9 @@ def attack_script(marker: str, counter: str, start: str) -> str:
     return "<script>" + ATTACK_JS % {"marker": marker, "counter": counter, "start": start} + "</script>"
 
 
-def prepare_base(base: Path, addon_zip: Path, config: dict[str, Any]) -> str:
-    """Create the profile and install the add-on; return the add-on's folder name."""
-    from aqt.profiles import ProfileManager
-
-    pm = ProfileManager(ProfileManager.get_created_base_folder(str(base)))
-    pm.setupMeta()
-    pm.setLang("en_US")
-    pm.profiles()  # creates "User 1"
-
-    with zipfile.ZipFile(addon_zip) as zf:
-        manifest = json.loads(zf.read("manifest.json"))
-        folder = base / "addons21" / manifest["package"]
-        folder.mkdir(parents=True)
-        zf.extractall(folder)
-    meta = {"name": manifest["name"], "min_point_version": manifest.get("min_point_version", 0), "config": config}
-    (folder / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
-    return manifest["package"]
-
-
 def installed_package(base: Path) -> str:
     [folder] = [p for p in (base / "addons21").iterdir() if (p / "manifest.json").exists()]
     return folder.name
-
-
-class Sleep:
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-
-
-class Js:
-    """Evaluate an expression in a webview (default: the reviewer's); the step
-    gets its value."""
-
-    def __init__(self, expr: str, web: Any = None) -> None:
-        self.expr = expr
-        self.web = web
 
 
 def main() -> None:
@@ -131,27 +101,8 @@ def main() -> None:
     from aqt.qt import QApplication, QTimer, Qt
     from PyQt6.QtTest import QTest
 
-    results: dict[str, Any] = {"steps": [], "stderr": "", "messages": []}
-    results_path = Path(args.results)
-
-    def save() -> None:
-        results_path.write_text(json.dumps(results, indent=2), encoding="utf-8")
-
-    def log(step: str, **data: Any) -> None:
-        results["steps"].append(step)
-        results.update(data)
-        save()
-
-    def finish(error: str | None = None) -> None:
-        results["error"] = error
-        results["done"] = True
-        save()
-        QTimer.singleShot(0, aqt.mw.unloadProfileAndExit)
-
-    def watchdog() -> None:
-        results["error"] = f"watchdog: no finish after {WATCHDOG_SECONDS} s (last step: {results['steps'][-1:]})"
-        save()
-        os._exit(3)
+    results_file = Results(Path(args.results), messages=[])
+    results, log = results_file.data, results_file.log
 
     # Every bridge message Anki receives, with the kind of web view it came from.
     def spy(handled: Any, message: str, context: Any) -> Any:
@@ -177,16 +128,6 @@ def main() -> None:
         widget = QApplication.activeModalWidget()
         return widget if widget is not None and widget.objectName() == "deckbuild-confirm" else None
 
-    def top_level(name: str) -> Any:
-        for widget in QApplication.topLevelWidgets():
-            if widget.objectName() == name and widget.isVisible():
-                return widget
-        return None
-
-    def click(widget: Any) -> None:
-        """A real mouse click (press and release inside the widget)."""
-        QTest.mouseClick(widget, Qt.MouseButton.LeftButton)
-
     def press(key: Any, shift: bool = False) -> Generator[Any, Any, None]:
         """A real key press on the focused widget of Anki's main window, once
         that window is active (Qt only fires its shortcuts then)."""
@@ -200,15 +141,7 @@ def main() -> None:
 
     def script() -> Generator[Any, Any, None]:
         mw = aqt.mw
-        # Record what Anki's error handler sees: anything written to stderr
-        # in Anki's process becomes an error popup for the user.
-        original_write = mw.errorHandler.write
-
-        def record(data: str) -> None:
-            results["stderr"] += data
-            original_write(data)
-
-        mw.errorHandler.write = record
+        record_stderr(results_file)
         mw.resize(1000, 860)
         col = mw.col
         addon = sys.modules[f"{package}.gui"]
@@ -437,9 +370,12 @@ def main() -> None:
         dialog = yield from run_by_key()
         dialog = dialog or (yield from wait_py(confirm_dialog, 10))
         results["other_deck"] = {"dialog_text": dialog.label.text()}
+        click(dialog.trust_check)  # "don't ask again" ticked, then Cancel: no trust is stored
+        results["other_deck"]["trust_ticked"] = dialog.trust_check.isChecked()
         click(dialog.cancel_button)
         text = yield from wait_output()
-        results["other_deck"].update(output=text, ran_log=ran_log.read_text() if ran_log.exists() else "")
+        results["other_deck"].update(output=text, ran_log=ran_log.read_text() if ran_log.exists() else "",
+                                     stored_trust=col.get_config(addon.policy.TRUST_CONFIG_KEY, None))
         log("another deck asks")
 
         # --- Attack 4: a plain card plants a timer that clicks on the next, trusted code card
@@ -592,11 +528,7 @@ def main() -> None:
         log("no interpreter")
 
         yield Sleep(0.5)  # let the error handler's 100 ms timer fire, if anything was written
-        results["open_dialogs"] = [
-            w.objectName() or type(w).__name__
-            for w in QApplication.topLevelWidgets()
-            if w.isVisible() and w is not mw and w.isWindow() and w.inherits("QDialog")
-        ]
+        results["open_dialogs"] = open_dialogs()
         log("checked for error dialogs")
 
     def second_session(col: Any, show: Callable, output_text: Callable, watch: Callable, wait_output: Callable, shown_code: str) -> Generator[Any, Any, None]:
@@ -619,56 +551,7 @@ def main() -> None:
         results["untrusted_again"]["output"] = yield from wait_output()
         log("second session")
 
-    # --- a tiny scheduler: the script yields Sleep / Js, helpers poll ------
-
-    def wait_js(expr: str, timeout: float, ok=lambda v: bool(v), web: Any = None) -> Generator[Any, Any, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            value = yield Js(expr, web)
-            if ok(value):
-                return value
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{expr!r} still {value!r} after {timeout} s")
-            yield Sleep(0.02)
-
-    def wait_py(probe, timeout: float) -> Generator[Any, Any, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            value = probe()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{probe} still false after {timeout} s")
-            yield Sleep(0.02)
-
-    def step(gen: Generator[Any, Any, None], value: Any = None) -> None:
-        try:
-            command = gen.send(value)
-        except StopIteration:
-            finish()
-            return
-        except Exception:
-            finish(traceback.format_exc())
-            return
-        if isinstance(command, Sleep):
-            QTimer.singleShot(int(command.seconds * 1000), lambda: step(gen))
-        elif isinstance(command, Js):
-            web = command.web or aqt.mw.reviewer.web
-            web.evalWithCallback(command.expr, lambda v: step(gen, v))
-        else:
-            finish(f"bad command {command!r}")
-
-    def on_profile_open() -> None:
-        QTimer.singleShot(WATCHDOG_SECONDS * 1000, watchdog)
-        gen = script()
-        QTimer.singleShot(1500, lambda: step(gen))  # let the main window settle
-
-    gui_hooks.profile_did_open.append(on_profile_open)
-    log("starting anki")
-    aqt._run(argv=["anki", "-b", str(base), "-p", "User 1"])
-    results["exited"] = True
-    save()
-
+    run_anki(base, results_file, script, WATCHDOG_SECONDS)
 
 if __name__ == "__main__":
     main()

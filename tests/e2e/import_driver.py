@@ -19,31 +19,18 @@ the process if a step hangs.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import shutil
 import subprocess
 import sys
 import time
-import traceback
 from pathlib import Path
 from typing import Any, Generator
 
 sys.path.insert(0, str(Path(__file__).parent))
-from anki_driver import prepare_base  # noqa: E402
+from harness import Js, Results, Sleep, click, open_dialogs, prepare_base, record_stderr, run_anki, wait_js, wait_py  # noqa: E402
+from harness import top_level as window  # noqa: E402
 
 WATCHDOG_SECONDS = 400
-
-
-class Sleep:
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-
-
-class Js:
-    def __init__(self, expr: str, web: Any) -> None:
-        self.expr = expr
-        self.web = web
 
 
 IMPORT_BUTTON = "[...document.querySelectorAll('button')].find(b => b.textContent.trim() === 'Import')"
@@ -59,65 +46,16 @@ def main() -> None:
 
     import aqt
     from anki.scheduler.v3 import CardAnswer
-    from aqt import gui_hooks
     from aqt.import_export.import_dialog import ImportDialog
     from aqt.import_export.importing import import_file
-    from aqt.qt import QApplication, QTimer, Qt
-    from PyQt6.QtTest import QTest
+    from aqt.qt import QApplication
 
-    results: dict[str, Any] = {"steps": [], "stderr": ""}
-    results_path = Path(args.results)
-
-    def save() -> None:
-        results_path.write_text(json.dumps(results, indent=2), encoding="utf-8")
-
-    def log(step: str) -> None:
-        results["steps"].append(step)
-        save()
-
-    def finish(error: str | None = None) -> None:
-        results["error"] = error
-        results["done"] = True
-        save()
-        QTimer.singleShot(0, aqt.mw.unloadProfileAndExit)
-
-    def watchdog() -> None:
-        results["error"] = f"watchdog: no finish after {WATCHDOG_SECONDS} s (last step: {results['steps'][-1:]})"
-        save()
-        os._exit(3)
-
-    def click(widget: Any) -> None:
-        QTest.mouseClick(widget, Qt.MouseButton.LeftButton)
-
-    def window(name: str) -> Any:
-        for widget in QApplication.topLevelWidgets():
-            if widget.objectName() == name and widget.isVisible():
-                return widget
-        return None
+    results_file = Results(Path(args.results))
+    results, log = results_file.data, results_file.log
 
     def import_dialog() -> Any:
         found = [w for w in QApplication.topLevelWidgets() if isinstance(w, ImportDialog) and w.isVisible()]
         return found[0] if found else None
-
-    def wait_py(probe, timeout: float) -> Generator[Any, Any, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            value = probe()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{probe} still false after {timeout} s")
-            yield Sleep(0.05)
-
-    def wait_js(expr: str, web: Any, timeout: float) -> Generator[Any, Any, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            value = yield Js(expr, web)
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{expr!r} still {value!r} after {timeout} s")
-            yield Sleep(0.1)
 
     def build(version: str) -> Path:
         """Rebuild the project with sources ``version``, as the user's `deckbuild build` would."""
@@ -137,10 +75,10 @@ def main() -> None:
         mod_before = mw.col.db.scalar("select max(mod) from notes") or 0
         import_file(mw, str(path))
         dialog = yield from wait_py(import_dialog, 30)
-        yield from wait_js(f"!!({IMPORT_BUTTON}) && !({IMPORT_BUTTON}).disabled", dialog.web, 60)
+        yield from wait_js(f"!!({IMPORT_BUTTON}) && !({IMPORT_BUTTON}).disabled", 60, web=dialog.web)
         yield Js(f"({IMPORT_BUTTON}).click(); true", dialog.web)
         # The import ran once Anki's page shows its log (the Import button is gone).
-        yield from wait_js(f"!({IMPORT_BUTTON}) && document.body.innerText.length > 0", dialog.web, 120)
+        yield from wait_js(f"!({IMPORT_BUTTON}) && document.body.innerText.length > 0", 120, web=dialog.web)
         results.setdefault("import_logs", {})[name] = (yield Js("document.body.innerText", dialog.web))[:2000]
         yield Sleep(0.5)
         dialog.close()
@@ -181,15 +119,18 @@ def main() -> None:
             "radios": {w.objectName(): w.text() for w in dialog.findChildren(QRadioButton)},
         }
 
+    def offered(version: str, name: str) -> Generator[Any, Any, Any]:
+        """Rebuild with ``version``, import it, and return the after-import dialog once it is
+        shown (what it shows goes into the results as ``{name}_offer``)."""
+        yield Sleep(1.1)  # the rebuild comes after the last change (Anki compares whole seconds)
+        yield from gui_import(build(version), name)
+        dialog = yield from wait_py(lambda: window("deckbuild-after-import"), 30)
+        results[f"{name}_offer"] = offer_shown()
+        return dialog
+
     def script() -> Generator[Any, Any, None]:
         mw = aqt.mw
-        original_write = mw.errorHandler.write
-
-        def record(data: str) -> None:
-            results["stderr"] += data
-            original_write(data)
-
-        mw.errorHandler.write = record
+        record_stderr(results_file)
         col = mw.col
         col.set_config("newSpread", 0)
 
@@ -213,12 +154,9 @@ def main() -> None:
         col.add_note(basic, col.decks.id("Imp::Main"))
         results["before_v2"] = state()
         log("user edits")
-        yield Sleep(1.1)  # the rebuild comes after the edits (Anki compares whole seconds)
 
         # --- v2: `gone` removed, `tagged` changed, `mover` moved, `probe` lost its follow-up
-        yield from gui_import(build("v2"), "v2")
-        dialog = yield from wait_py(lambda: window("deckbuild-after-import"), 30)
-        results["v2_offer"] = offer_shown()
+        dialog = yield from offered("v2", "v2")
         results["v2_tags_before_apply"] = state()["tagged"]["tags"]
         click(dialog.delete_radio)
         results["v2_offer"]["chosen"] = dialog.choices()
@@ -231,10 +169,7 @@ def main() -> None:
         log("imported v2, deleted")
 
         # --- v3: `keep2` removed; the user chooses suspend and tag
-        yield Sleep(1.1)
-        yield from gui_import(build("v3"), "v3")
-        dialog = yield from wait_py(lambda: window("deckbuild-after-import"), 30)
-        results["v3_offer"] = offer_shown()
+        dialog = yield from offered("v3", "v3")
         click(dialog.suspend_radio)
         click(dialog.apply_button)
         yield from wait_py(lambda: "deckbuild::removed" in col.get_note(col.find_notes("Id:keep2")[0]).tags, 30)
@@ -255,40 +190,29 @@ def main() -> None:
         results["after_v4"] = state()
         log("imported v4, offer off")
 
+        # --- The same build again with the offer on: `keep3` is listed; "Not now" touches nothing
+        mw.addonManager.writeConfig(package, dict(mw.addonManager.getConfig(package), offer_after_import=True))
+        dialog = yield from offered("v4", "not_now")
+        click(dialog.cancel_button)
+        yield from wait_py(lambda: window("deckbuild-after-import") is None, 10)
         yield Sleep(0.5)
-        results["open_dialogs"] = [
-            w.objectName() or type(w).__name__
-            for w in QApplication.topLevelWidgets()
-            if w.isVisible() and w is not mw and w.isWindow() and w.inherits("QDialog")
-        ]
+        results["after_not_now"] = state()
+        log("not now")
 
-    def step(gen: Generator[Any, Any, None], value: Any = None) -> None:
-        try:
-            command = gen.send(value)
-        except StopIteration:
-            finish()
-            return
-        except Exception:
-            finish(traceback.format_exc())
-            return
-        if isinstance(command, Sleep):
-            QTimer.singleShot(int(command.seconds * 1000), lambda: step(gen))
-        elif isinstance(command, Js):
-            command.web.evalWithCallback(command.expr, lambda v: step(gen, v))
-        else:
-            finish(f"bad command {command!r}")
+        # --- Once more: "Leave them as they are" and Apply touches nothing either
+        dialog = yield from offered("v4", "leave")
+        click(dialog.leave_radio)
+        results["leave_offer"]["chosen"] = dialog.choices()
+        click(dialog.apply_button)
+        yield from wait_py(lambda: window("deckbuild-after-import") is None, 10)
+        yield Sleep(1.0)
+        results["after_leave"] = state()
+        log("left as they are")
 
-    def on_profile_open() -> None:
-        QTimer.singleShot(WATCHDOG_SECONDS * 1000, watchdog)
-        gen = script()
-        QTimer.singleShot(1500, lambda: step(gen))
+        yield Sleep(0.5)
+        results["open_dialogs"] = open_dialogs()
 
-    gui_hooks.profile_did_open.append(on_profile_open)
-    log("starting anki")
-    aqt._run(argv=["anki", "-b", str(base), "-p", "User 1"])
-    results["exited"] = True
-    save()
-
+    run_anki(base, results_file, script, WATCHDOG_SECONDS)
 
 if __name__ == "__main__":
     main()

@@ -18,17 +18,16 @@ from __future__ import annotations
 
 import html
 import importlib.util
-import json
 import os
 import re
 import shutil
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
+from harness import anki_env, run_driver
 
 ROOT = Path(__file__).resolve().parents[2]
 DRIVER = Path(__file__).with_name("anki_driver.py")
@@ -102,27 +101,8 @@ def start_anki(phase: str, tmp: Path, apkg: Path, env: dict) -> dict:
         "--work", str(tmp / "work"),
         "--results", str(results_path),
     ]
-    start = time.monotonic()
-    log_path = tmp / f"anki-{phase}.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(args, cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            proc.wait(timeout=ANKI_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-            proc.wait()
-    log_text = log_path.read_text(errors="replace")
-    assert results_path.exists(), f"the driver wrote no results:\n{log_text[-5000:]}"
-    results = json.loads(results_path.read_text())
-    results.update(
-        returncode=proc.returncode,
-        log=log_text,
-        wall_seconds=time.monotonic() - start,
-        tmp=str(tmp),
-        leftover=worker_processes(str(base)),
-    )
-    assert results.get("error") is None, f"{results['error']}\n--- Anki log:\n{log_text[-5000:]}"
-    assert results.get("done"), f"steps: {results['steps']}\n--- Anki log:\n{log_text[-5000:]}"
+    results = run_driver(args, tmp, env, results_path, tmp / f"anki-{phase}.log", ANKI_TIMEOUT)
+    results.update(tmp=str(tmp), leftover=worker_processes(str(base)))
     return results
 
 
@@ -139,17 +119,7 @@ def sessions(tmp_path_factory) -> tuple[dict, dict]:
     home = tmp / "home"
     (home / "deckbuild").mkdir(parents=True)
     (home / "deckbuild" / ".venv").symlink_to(Path(sys.prefix), target_is_directory=True)
-    env = dict(os.environ)
-    env.update(
-        HOME=str(home),
-        QT_QPA_PLATFORM="offscreen",
-        ANKI_SINGLE_INSTANCE_KEY=f"deckbuild-e2e-{os.getpid()}-{time.time_ns()}",
-        QTWEBENGINE_CHROMIUM_FLAGS="--disable-gpu --no-sandbox",
-        PYTHONUNBUFFERED="1",
-    )
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        env["QTWEBENGINE_DISABLE_SANDBOX"] = "1"
-    env.pop("ANKI_BASE", None)
+    env = anki_env(home, "deckbuild-e2e")
     first = start_anki("first", tmp, apkg, env)
     second = start_anki("second", tmp, apkg, env)
     if os.environ.get("DECKBUILD_UPDATE_SCREENSHOT"):
@@ -248,6 +218,9 @@ def test_trust_is_remembered_per_deck(session):
     other = session["other_deck"]  # trusting one deck does not trust another
     assert "Shared::Other" in other["dialog_text"]
     assert "Cancelled: nothing ran." in other["output"] and other["ran_log"] == "ran\nran\n"
+    # Ticking "run its code cards without asking again" and then Cancel stores no trust.
+    assert other["trust_ticked"] is True
+    assert other["stored_trust"] == trusted["stored_trust"]
 
 
 def test_with_asking_off_a_gesture_runs_without_a_dialog(session):

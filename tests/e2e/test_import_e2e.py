@@ -18,15 +18,13 @@ Every assertion is on what the driver read back from Anki.
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import subprocess
 import sys
-import textwrap
-import time
 from pathlib import Path
 
 import pytest
+from harness import anki_env, run_driver
 
 DRIVER = Path(__file__).with_name("import_driver.py")
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,35 +74,13 @@ def run(tmp_path_factory) -> dict:
     proc = subprocess.run([sys.executable, str(ROOT / "addon" / "build.py"), "--out", str(tmp / "deckbuild.ankiaddon")],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    env = dict(os.environ)
-    env.update(
-        HOME=str(tmp / "home"),
-        QT_QPA_PLATFORM="offscreen",
-        ANKI_SINGLE_INSTANCE_KEY=f"deckbuild-import-e2e-{os.getpid()}-{time.time_ns()}",
-        QTWEBENGINE_CHROMIUM_FLAGS="--disable-gpu --no-sandbox",
-        PYTHONUNBUFFERED="1",
-    )
     (tmp / "home").mkdir()
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        env["QTWEBENGINE_DISABLE_SANDBOX"] = "1"
-    env.pop("ANKI_BASE", None)
+    env = anki_env(tmp / "home", "deckbuild-import-e2e")
     results_path = tmp / "results.json"
-    log_path = tmp / "anki.log"
     args = [sys.executable, str(DRIVER), "--base", str(tmp / "anki-base"), "--addon", str(tmp / "deckbuild.ankiaddon"),
             "--project", str(project), "--results", str(results_path)]
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(args, cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            proc.wait(timeout=ANKI_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-            proc.wait()
-    log_text = log_path.read_text(errors="replace")
-    assert results_path.exists(), f"the driver wrote no results:\n{log_text[-5000:]}"
-    results = json.loads(results_path.read_text())
-    assert results.get("error") is None, f"{results['error']}\n--- Anki log:\n{log_text[-5000:]}"
-    assert results.get("done"), f"steps: {results['steps']}\n--- Anki log:\n{log_text[-5000:]}"
-    results.update(returncode=proc.returncode, project=str(project))
+    results = run_driver(args, tmp, env, results_path, tmp / "anki.log", ANKI_TIMEOUT)
+    results.update(project=str(project))
     if os.environ.get("DECKBUILD_UPDATE_SCREENSHOT"):
         import shutil
 
@@ -165,6 +141,15 @@ def test_with_the_offer_off_nothing_is_asked_and_nothing_touched(run):
     assert run["v4_offer"] is False
     assert "keep3" in run["after_v4"] and run["after_v4"]["keep3"]["suspended"] == [False]
     assert "deckbuild::removed" not in run["after_v4"]["keep3"]["tags"]
+
+
+@pytest.mark.parametrize("offer, after", [("not_now_offer", "after_not_now"), ("leave_offer", "after_leave")])
+def test_not_now_and_leave_them_touch_nothing(run, offer, after):
+    assert [row[1] for row in run[offer]["tables"]["deckbuild-removed-list"]] == ["keep3"]
+    assert run[after] == run["after_v4"]  # every note, tag, deck, suspension and review as before
+    assert "deckbuild::removed" not in run[after]["keep3"]["tags"] and run[after]["keep3"]["suspended"] == [False]
+    if offer == "leave_offer":
+        assert run[offer]["chosen"] == ["leave", False, False]
 
 
 def test_anki_shows_no_error_and_exits_cleanly(run):
