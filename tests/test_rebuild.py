@@ -290,3 +290,94 @@ def test_a_crafted_record_counts_as_no_record(project, tmp_path, collection, mon
     assert _build(cards, dist, "--quiet") == 0
     import_package(collection, dist / "loop.apkg")
     assert {cid: n.mod for cid, n in _notes(collection).items()} == {"one": 1_700_000_005, "two": 1_700_000_005, "three": 1_700_000_005}
+
+
+def _snapshot(*folders: Path) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for folder in folders for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_rebuild_that_reuses_unchanged_notes_writes_the_bytes_a_full_render_writes(project, tmp_path, monkeypatch):
+    import shutil
+
+    import deckbuild.build as build_module
+
+    rendered: list[str] = []
+    real_render = build_module.render
+
+    def counting(cards, *args, **kwargs):
+        rendered.extend(c.id for c in cards)
+        return real_render(cards, *args, **kwargs)
+
+    monkeypatch.setattr(build_module, "render", counting)
+    clock = [1_700_000_000.0]
+    monkeypatch.setattr("time.time", lambda: clock[0])
+    cards = project({"facts.yaml": FACTS, "probes.yaml": PROBES})
+    dist, cache = tmp_path / "dist", tmp_path / "cache"
+    assert _build(cards, dist, "--quiet") == 0
+    assert sorted(rendered) == ["deep", "one", "three", "two"]
+    (kept,) = cache.glob("notes-*.anki2")
+    saved = {folder: tmp_path / f"saved-{folder.name}" for folder in (dist, cache)}
+    for folder, copy in saved.items():
+        shutil.copytree(folder, copy)
+
+    clock[0] += 60
+    _edit(cards / "facts.yaml", "What is two?", "What is two, again?")
+    rendered.clear()
+    assert _build(cards, dist, "--quiet") == 0
+    assert rendered == ["two"]  # the other three notes' rows came from the kept store
+    assert not kept.exists() and len(list(cache.glob("notes-*.anki2"))) == 1  # the kept store was replaced
+    reused = _snapshot(dist)
+
+    # The same rebuild from the same record, without a kept store to reuse: everything is rendered.
+    for folder, copy in saved.items():
+        shutil.rmtree(folder)
+        shutil.copytree(copy, folder)
+    kept.unlink()
+    rendered.clear()
+    assert _build(cards, dist, "--quiet") == 0
+    assert sorted(rendered) == ["deep", "one", "three", "two"]
+    assert _snapshot(dist) == reused
+
+
+@pytest.mark.parametrize("damage", ["garbage", "wrong-deck", "lost-card", "twin-guid", "token-path"])
+def test_a_damaged_kept_store_is_not_reused_and_the_rebuild_is_right(damage, project, tmp_path, collection, monkeypatch):
+    import sqlite3
+
+    clock = [1_700_000_000.0]
+    monkeypatch.setattr("time.time", lambda: clock[0])
+    cards = project({"facts.yaml": FACTS, "probes.yaml": PROBES})
+    dist, cache = tmp_path / "dist", tmp_path / "cache"
+    assert _build(cards, dist, "--quiet") == 0
+    (kept,) = cache.glob("notes-*.anki2")
+    if damage == "garbage":
+        kept.write_bytes(b"not a database" * 100)
+    elif damage == "token-path":  # the record names a file outside the cache: it is never opened
+        outside = tmp_path / "outside.anki2"
+        kept.rename(outside)
+        db = sqlite3.connect(cache / "cache.sqlite")
+        with db:
+            (value,) = db.execute("select value from entries where ns = 'history'").fetchone()
+            token = kept.name.removeprefix("notes-").removesuffix(".anki2")
+            db.execute("update entries set value = ? where ns = 'history'", (value.replace(token, "../outside"),))
+        db.close()
+    else:
+        db = sqlite3.connect(kept)
+        with db:
+            db.execute("update notes set flds = replace(flds, '1', 'forged')")
+            if damage == "wrong-deck":
+                db.execute("update cards set did = did + 1")
+            elif damage == "lost-card":
+                db.execute("delete from cards where ord = 1")  # the probe's follow-up card
+                db.execute("update cards set did = did + 1 where nid = (select min(id) from notes)")
+            elif damage == "twin-guid":
+                db.execute("update notes set guid = (select min(guid) from notes)")
+        db.close()
+    clock[0] += 60
+    _edit(cards / "facts.yaml", "What is two?", "What is two, again?")
+    assert _build(cards, dist, "--quiet") == 0
+    import_package(collection, dist / "loop.apkg")
+    notes = _notes(collection)
+    assert sorted(notes) == ["deep", "one", "three", "two"]
+    assert all("forged" not in field for n in notes.values() for field in n.fields), damage
+    assert notes["two"]["Question"].startswith("<p>What is two, again?")
+    assert len(collection.find_cards("")) == 5

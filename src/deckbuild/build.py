@@ -21,12 +21,14 @@ from deckbuild import history
 from deckbuild.cache import Cache, content_key
 from deckbuild.errors import BuildFailed, Diagnostic, PackageError, Severity
 from deckbuild.execute import ExecuteStats, execute, interpreter_versions
-from deckbuild.history import PackageRecord, Record, next_mod
+from deckbuild.history import NoteRecord, PackageRecord, Record, next_mod
 from deckbuild.latex import DEFAULT_ENGINE, engine
 from deckbuild.load import fingerprint, load, load_images
 from deckbuild.model import BuildReport, Card, CodeOutput, Media, Stamps
 from deckbuild.notetypes import FONTS, NOTE_TYPES
-from deckbuild.package import NoteStore, PackagePlan, note_digest, note_fields, package_digest, plan_packages, remove_temporaries, write_packages
+from deckbuild.package import (
+    PACKAGE_VERSION, NoteStore, PackagePlan, kept_store, note_digest, note_fields, package_digest, plan_packages, remove_temporaries, write_packages,
+)
 from deckbuild.render import RENDER_VERSION, attach_images, render
 from deckbuild.validate import validate
 
@@ -120,8 +122,11 @@ def build(options: BuildOptions) -> BuildResult:
         writing = options.out_dir is not None and bool(loaded.cards)
         base = (options.timestamp if options.timestamp is not None else build_timestamp()) if writing else 0
         notetypes = {spec.id: next_mod(previous.notetypes.get(spec.id), spec.digest(), base) for spec in NOTE_TYPES.values()}
-        with NoteStore(options.out_dir, notetypes, base * 1000, options.guid_namespace) if writing else nullcontext() as store:
-            notes = _render_notes(loaded.cards, outputs, cache, store, previous, base, options.math, options.sources)
+        folder = cache.folder if cache is not None and cache.writable() else None
+        kept = kept_store(folder, previous.store) if folder is not None else None
+        opened = NoteStore(options.out_dir, notetypes, base * 1000, options.guid_namespace, folder, kept) if writing else nullcontext()
+        with opened as store:
+            notes = _render_notes(loaded.cards, outputs, cache, store, previous, base, options.math, options.sources, options.guid_namespace)
             problems += notes.problems + import_rule_warnings(loaded.cards, previous)
             problems.sort(key=lambda d: (d.location is None, d.location or 0))
             report = BuildReport(
@@ -139,7 +144,7 @@ def build(options: BuildOptions) -> BuildResult:
             made: list[Path] = []
             if store is not None:
                 inputs = "" if problems else inputs  # warnings are printed again by the next build
-                report, made = _package(loaded.cards, notes, store, notetypes, options.out_dir, cache, previous, inputs, base, report, FONTS)
+                report, made = _package(loaded.cards, notes, store, notetypes, options.out_dir, cache, previous, inputs, base, report, FONTS, kept)
     finally:
         remove_temporaries()  # whatever an error or an interrupt left of this build's temporary files
         if cache is not None:
@@ -154,25 +159,54 @@ RENDER_BATCH = 4000  # cards rendered at a time: memory holds one batch of HTML,
 @dataclass(frozen=True)
 class _Notes:
     """What rendering every note gave: LaTeX problems, the formula count, and per card id
-    the note's content digest, its modification time and its media files (if any)."""
+    the note's record for the next build (content digest, time, reuse key, formulas) and
+    its media files (if any)."""
 
     problems: list[Diagnostic]
     formulas: int
-    digests: dict[str, str]
-    mods: dict[str, int]
+    records: dict[str, NoteRecord]
     media: dict[str, tuple[Media, ...]]
+
+
+def _reuse_key(card: Card, salt: str) -> str:
+    """Return the digest of everything a note's fields are made from, ``""`` for a code card
+    (its output has inputs of its own). ``salt`` covers the renderer, the math engine, the
+    packager and the GUID namespace (:func:`_render_notes`)."""
+    if card.code is not None:
+        return ""
+    texts = (card.q, card.a, card.topic, card.why, card.follow_up, card.follow_up_a)
+    parts = (salt, card.id, card.kind.value, card.deck, card.tags, card.source, *(t and t.value for t in texts))
+    return hashlib.sha256(repr(parts).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _render_notes(
     cards: list[Card], outputs: dict[str, CodeOutput], cache: Cache | None, store: NoteStore | None, previous: Record, base: int, math: str,
-    sources: tuple[Path, ...] = (),
+    sources: tuple[Path, ...] = (), namespace: str | None = None,
 ) -> _Notes:
     """Render ``cards`` batch by batch, with the images they show (read from under ``sources``);
-    stamp each note against the previous build and add it to ``store`` (if any)."""
-    result = _Notes([], 0, {}, {}, {})
+    stamp each note against the previous build and add it to ``store`` (if any).
+
+    A note whose reuse key (:func:`_reuse_key`) equals the previous build's, and that
+    had no media, is not rendered again: its rows are taken from the previous build's
+    store (:meth:`NoteStore.reuse`) with its digest, time and formula count.
+    """
+    result = _Notes([], 0, {}, {})
     formulas = 0
-    for start in range(0, len(cards), RENDER_BATCH):
-        rendered, problems = render(cards[start : start + RENDER_BATCH], cache, math)
+    salt = content_key(RENDER_VERSION, engine(math).version(), PACKAGE_VERSION, str(namespace))
+    keys = {card.id: _reuse_key(card, salt) for card in cards} if store is not None else {}
+    fresh = cards
+    if store is not None:
+        store.number(cards)
+        fresh = []
+        for card in cards:
+            before = previous.notes.get(card.id)
+            if before is not None and before.reuse and before.reuse == keys[card.id] and store.reuse(card):
+                result.records[card.id] = before
+                formulas += before.formulas
+            else:
+                fresh.append(card)
+    for start in range(0, len(fresh), RENDER_BATCH):
+        rendered, problems = render(fresh[start : start + RENDER_BATCH], cache, math)
         images = load_images((ref for r in rendered for ref in r.images), sources)
         rendered = attach_images(rendered, images.media)
         result.problems.extend(problems + images.problems)
@@ -182,12 +216,14 @@ def _render_notes(
                 continue
             card, output = note.card, outputs.get(note.card.id)
             fields = note_fields(note, output)
-            digest = result.digests[card.id] = note_digest(card, fields)
+            digest = note_digest(card, fields)
             before = previous.notes.get(card.id)
-            mod = result.mods[card.id] = next_mod(before[:2] if before else None, digest, base)
+            mod = next_mod((before.digest, before.mod) if before else None, digest, base)
             files = (*note.media, *(output.media if output else ()))
             if files:
                 result.media[card.id] = files
+            reuse = "" if files else keys[card.id]
+            result.records[card.id] = NoteRecord(digest, mod, card.card_count(), card.kind.value, card.deck, reuse, note.formulas)
             store.add(card, fields, mod)
     return replace(result, formulas=formulas)
 
@@ -204,12 +240,16 @@ def _package(
     base: int,
     report: BuildReport,
     shared: tuple[Media, ...] = (),
+    kept: Path | None = None,
 ) -> tuple[BuildReport, list[Path]]:
     """Write the packages whose content changed since the previous build, and keep the new
-    record (``inputs``: see :func:`_inputs`). Returns the report completed with what
-    changed, and the paths of every package this build makes (written or unchanged)."""
+    record (``inputs``: see :func:`_inputs`) and the note store (for the next build to
+    reuse; ``kept`` is the previous one, removed once replaced). Returns the report
+    completed with what changed, and the paths of every package this build makes
+    (written or unchanged)."""
     plans = plan_packages(cards)
-    stamps = Stamps(notes.mods, notetypes, {})
+    mods = {cid: n.mod for cid, n in notes.records.items()}
+    stamps = Stamps(mods, notetypes, {})
     package_digests = {plan.filename: package_digest(plan, stamps, shared, store.namespace) for plan in plans}
     built: dict[str, int] = {}
     to_write: list[PackagePlan] = []
@@ -229,22 +269,26 @@ def _package(
             packages[plan.filename] = PackageRecord(package_digests[plan.filename], built[plan.filename], stat.st_size, stat.st_mtime_ns)
         else:
             packages[plan.filename] = previous.packages[plan.filename]
+    token = store.keep(cache.folder) if cache is not None and cache.writable() else ""
     record = Record(
-        notes={c.id: (notes.digests[c.id], notes.mods[c.id], c.card_count(), c.kind.value, c.deck) for c in cards},
+        notes=notes.records,
         notetypes={spec.id: (spec.digest(), notetypes[spec.id]) for spec in NOTE_TYPES.values()},
         packages=packages,
         inputs=inputs,
         counts=(report.decks, report.notes, report.cards, report.formulas),
+        store=token,
     )
     history.write(cache, out_dir, record)
-    removed = tuple(cid for cid in previous.notes if cid not in notes.digests)
+    if kept is not None:
+        kept.unlink(missing_ok=True)
+    removed = tuple(cid for cid in previous.notes if cid not in notes.records)
     report = replace(
         report,
         packages=tuple(p.name for p in written),
         unchanged_packages=tuple(p.filename for p in plans if p not in to_write),
-        changed_notes=sum(1 for cid, mod in notes.mods.items() if previous.notes.get(cid, ("", -1, 0))[1] != mod),
+        changed_notes=sum(1 for cid, mod in mods.items() if cid not in previous.notes or previous.notes[cid].mod != mod),
         removed=removed,
-        removed_cards=sum(previous.notes[cid][2] for cid in removed),
+        removed_cards=sum(previous.notes[cid].cards for cid in removed),
     )
     return report, [out_dir / plan.filename for plan in plans]
 
@@ -263,7 +307,7 @@ def import_rule_warnings(cards: list[Card], previous: history.Record) -> list[Di
         before = previous.notes.get(card.id)
         if before is None:
             continue
-        _, _, count, kind, deck = before
+        count, kind, deck = before.cards, before.kind, before.deck
         if kind != card.kind.value:
             warnings.append(Diagnostic(card.location, Severity.WARNING, (
                 f"card '{card.id}' changed its type from {kind} to {card.kind.value}: Anki's import skips a note whose "

@@ -28,7 +28,8 @@ from pathlib import Path
 from deckbuild.cache import Cache
 
 NAMESPACE = "history"
-FORMAT = 3  # 2: notes also keep their kind and deck (for the import-rule warnings); 3: notes as lines
+FORMAT = 4  # 2: notes keep their kind and deck (import-rule warnings); 3: notes as lines; 4: reuse keys, formulas, store
+READABLE = (3, 4)  # a format-3 record still keeps every note's time; it only gives no note rows to reuse
 
 
 def next_mod(previous: tuple[str, int] | None, digest: str, base: int) -> int:
@@ -55,32 +56,49 @@ class PackageRecord:
     mtime_ns: int
 
 
+@dataclass(frozen=True, slots=True)
+class NoteRecord:
+    """What the last build gave one note: its content ``digest``, modification time ``mod``
+    (epoch seconds), number of Anki ``cards``, ``kind`` and ``deck``; ``reuse``, the digest of
+    everything its fields were rendered from (``""``: the note had media or code output, so
+    its row is never reused), and the number of ``formulas`` its fields hold."""
+
+    digest: str
+    mod: int
+    cards: int
+    kind: str
+    deck: str
+    reuse: str = ""
+    formulas: int = 0
+
+
 @dataclass(frozen=True)
 class Record:
     """What one successful build into an output folder wrote.
 
-    ``notes``: card id → (content digest, modification time, number of cards, kind, deck);
-    ``notetypes``: note type id → (digest, modification time); ``packages``: file name →
+    ``notes``: card id → :class:`NoteRecord`; ``notetypes``: note type id → (digest, modification time); ``packages``: file name →
     :class:`PackageRecord`; ``inputs``: digest of every input of the build (sources,
     deckbuild's code, library versions, options), ``""`` when the build printed warnings;
     ``counts``: the build's decks, notes, cards and formulas, for the report of a build
-    that finds nothing changed.
+    that finds nothing changed; ``store``: the name of the kept note store (``package.NoteStore.keep``)
+    whose rows a later build may reuse, ``""`` if none.
     """
 
-    notes: dict[str, tuple[str, int, int, str, str]] = field(default_factory=dict)
+    notes: dict[str, NoteRecord] = field(default_factory=dict)
     notetypes: dict[int, tuple[str, int]] = field(default_factory=dict)
     packages: dict[str, PackageRecord] = field(default_factory=dict)
     inputs: str = ""
     counts: tuple[int, int, int, int] = (0, 0, 0, 0)
+    store: str = ""
 
 
 @dataclass(frozen=True)
 class _Stored:
     """A :class:`Record` as the cache holds it, checked on read by the cache.
 
-    ``notes`` is one line per note, ``<card id> <digest> <time> <cards> <kind> <deck>``,
-    ``<deck>`` an index into ``decks``: a 100,000-note record reads in a tenth of a second,
-    where a list of lists takes a second.
+    ``notes`` is one line per note, ``<card id> <digest> <time> <cards> <kind> <deck> <reuse> <formulas>``
+    (format 3: the first six), ``<deck>`` an index into ``decks``, ``<reuse>`` ``-`` for none: a
+    100,000-note record reads in a tenth of a second, where a list of lists takes a second.
     """
 
     format: int
@@ -90,6 +108,7 @@ class _Stored:
     packages: tuple[tuple[str, PackageRecord], ...]
     inputs: str
     counts: tuple[int, int, int, int]
+    store: str = ""
 
 
 def _key(out_dir: Path) -> str:
@@ -97,20 +116,25 @@ def _key(out_dir: Path) -> str:
 
 
 def read(cache: Cache | None, out_dir: Path) -> Record:
-    """Return the previous build's record for ``out_dir`` (an empty one if there is none)."""
+    """Return the previous build's record for ``out_dir`` (an empty one if there is none or it does not parse)."""
     if cache is None:
         return Record()
     stored = cache.get_many(NAMESPACE, [_key(out_dir)], _Stored).get(_key(out_dir))
-    if stored is None or stored.format != FORMAT:
+    if stored is None or stored.format not in READABLE:
         return Record()
+    width = 8 if stored.format == 4 else 6
+    notes = {}
     try:
-        notes = {
-            cid: (digest, int(mod), int(cards), kind, stored.decks[int(deck)])
-            for cid, digest, mod, cards, kind, deck in (line.split(" ") for line in stored.notes.splitlines())
-        }
-    except (ValueError, IndexError):  # a line without six fields, a number that is none, no such deck
+        for line in stored.notes.splitlines():
+            parts = line.split(" ")
+            if len(parts) != width:
+                return Record()
+            cid, digest, mod, cards, kind, deck, *rest = parts
+            reuse, formulas = (rest[0] if rest[0] != "-" else "", int(rest[1])) if rest else ("", 0)
+            notes[cid] = NoteRecord(digest, int(mod), int(cards), kind, stored.decks[int(deck)], reuse, formulas)
+    except (ValueError, IndexError):  # a number that is none, no such deck
         return Record()
-    if any(mod < 0 or cards < 0 for _, mod, cards, _, _ in notes.values()):
+    if any(n.mod < 0 or n.cards < 0 or n.formulas < 0 for n in notes.values()):
         return Record()
     return Record(
         notes=notes,
@@ -118,6 +142,7 @@ def read(cache: Cache | None, out_dir: Path) -> Record:
         packages=dict(stored.packages),
         inputs=stored.inputs,
         counts=stored.counts,
+        store=stored.store if stored.format == 4 else "",
     )
 
 
@@ -127,11 +152,15 @@ def write(cache: Cache | None, out_dir: Path, record: Record) -> None:
         decks: dict[str, int] = {}
         stored = _Stored(
             FORMAT,
-            "".join(f"{cid} {digest} {mod} {cards} {kind} {decks.setdefault(deck, len(decks))}\n" for cid, (digest, mod, cards, kind, deck) in record.notes.items()),
+            "".join(
+                f"{cid} {n.digest} {n.mod} {n.cards} {n.kind} {decks.setdefault(n.deck, len(decks))} {n.reuse or '-'} {n.formulas}\n"
+                for cid, n in record.notes.items()
+            ),
             tuple(decks),
             tuple((tid, *value) for tid, value in record.notetypes.items()),
             tuple(record.packages.items()),
             record.inputs,
             record.counts,
+            record.store,
         )
         cache.put_many(NAMESPACE, {_key(out_dir): stored})

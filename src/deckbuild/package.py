@@ -27,6 +27,7 @@ import html
 import itertools
 import json
 import os
+import re
 import secrets
 import shutil
 import sqlite3
@@ -83,6 +84,7 @@ def card_namespace(deck: str, configured: str | None) -> str:
     return configured if configured is not None else f"deck:{deck.split('::')[0]}"
 
 
+@lru_cache(maxsize=None)
 def deck_id(name: str) -> int:
     """Return a stable Anki deck ID for a deck path (in genanki's recommended 2**30..2**31 range)."""
     digest = hashlib.sha256(f"{GUID_NAMESPACE}:deck:{name}".encode()).digest()
@@ -198,18 +200,28 @@ class _Model(genanki.Model):
         return super().to_json(self.mod, deck_id)
 
 
+KEPT_STORE = re.compile(r"[0-9a-f]{32}")  # a kept store's token (its file: ``notes-<token>.anki2``)
+
+
 class NoteStore:
     """Every note of a build, written once by genanki into a temporary database; packages
     are then cut from it with SQL (:func:`write_packages`), so no note is built twice and
     no package is ever held in memory whole.
 
-    The database is a hidden file in the output folder, removed by :meth:`close` (use the
-    store as a context manager). ``notetype_mods`` gives each note type's time (note type
-    ID → epoch seconds); ``first_id`` the first note and card ID (milliseconds since the
-    epoch, as Anki's IDs are). Raises :class:`PackageError` if the folder cannot be written.
+    The database is a hidden file in ``folder`` (default: the output folder), removed by
+    :meth:`close` (use the store as a context manager) unless :meth:`keep` kept it for the
+    next build. ``notetype_mods`` gives each note type's time (note type ID → epoch
+    seconds); ``first_id`` the first note and card ID (milliseconds since the epoch, as
+    Anki's IDs are). ``previous``, the last build's kept store (see :meth:`keep`), lends
+    its rows to :meth:`reuse`; it is read-only and checked, so a damaged or crafted one
+    only means nothing is reused. Raises :class:`PackageError` if the folder cannot be written.
     """
 
-    def __init__(self, out_dir: Path, notetype_mods: dict[int, int], first_id: int, namespace: str | None = None):
+    def __init__(
+        self, out_dir: Path, notetype_mods: dict[int, int], first_id: int, namespace: str | None = None,
+        folder: Path | None = None, previous: Path | None = None,
+    ):
+        self._kept = False
         self._made = None if out_dir.exists() else out_dir  # a failed build leaves no new folder
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
@@ -218,27 +230,141 @@ class NoteStore:
         self.models = {kind: _Model(spec, notetype_mods[spec.id]) for kind, spec in NOTE_TYPES.items()}
         self.namespace = namespace
         self.first_id = first_id
-        self._ids = itertools.count(first_id)
+        self._next_id = first_id
+        self._nids: dict[str, int] = {}
+        self._taken: set[int] = set()
+        self._reused: list[tuple[str, int]] = []
+        self._lendable: dict[str, tuple[int, int, int, int]] = {}
         self._db: sqlite3.Connection | None = None
-        self.path = _reserve(out_dir / "notes", ".anki2.tmp")
+        try:
+            self.path = _reserve((folder or out_dir) / "notes", ".anki2.tmp")
+        except PackageError:
+            if folder is None:
+                raise
+            self.path = _reserve(out_dir / "notes", ".anki2.tmp")  # a read-only cache folder: nothing is kept
         try:  # until __enter__ returns, nobody else removes the file (an interrupt may come now)
             self._db = sqlite3.connect(self.path)
             self._db.executescript("pragma journal_mode = off; pragma synchronous = off;" + APKG_SCHEMA)
             self._cursor = self._db.cursor()
+            if previous is not None:
+                self._attach(previous)
         except BaseException:
             self.close()
             raise
 
+    def _attach(self, previous: Path) -> None:
+        """Open the last build's store read-only and list the notes it can lend: GUID →
+        (note ID, note type ID, deck ID, number of cards), only notes whose cards all sit in
+        one deck, numbered right after their note (as genanki numbers them)."""
+        try:
+            self._db.execute("pragma trusted_schema = off")  # its schema's views and triggers run nothing
+            self._db.execute("attach database ? as previous", (f"{previous.resolve().as_uri()}?mode=ro",))
+            rows = self._db.execute(
+                "select n.guid, n.id, n.mid, min(c.did), max(c.did), count(*), min(c.id - n.id), max(c.id - n.id), min(c.ord), max(c.ord) "
+                "from previous.notes n join previous.cards c on c.nid = n.id group by n.id"
+            ).fetchall()
+        except (sqlite3.Error, OSError, ValueError):
+            self._detach()
+            return
+        seen: set[str] = set()
+        for guid, nid, mid, did, did_max, count, first, last, ord_min, ord_max in rows:
+            if guid in seen:  # two notes with one GUID: lend neither
+                self._lendable.pop(guid, None)
+                continue
+            seen.add(guid)
+            if did == did_max and first == 1 and last == count and ord_min == 0 and ord_max == count - 1:
+                self._lendable[guid] = (nid, mid, did, count)
+
+    def _detach(self) -> None:
+        self._lendable.clear()
+        try:
+            self._db.execute("detach database previous")
+        except sqlite3.Error:
+            pass
+
+    def number(self, cards: list[Card]) -> None:
+        """Give every note of the build its note and card IDs, in card order (as if genanki
+        wrote them all in that order), so reused and new notes are numbered alike. A note
+        not numbered here gets the next IDs when it is added."""
+        for card in cards:
+            if card.id not in self._nids:
+                self._nids[card.id] = self._next_id
+                self._next_id += 1 + card.card_count()
+
+    def _nid(self, card: Card) -> int:
+        """The note ID ``card`` was numbered with; fresh IDs for one not numbered, or for a
+        second card with the same id (a build that then fails on the duplicate)."""
+        nid = self._nids.get(card.id)
+        if nid is None or nid in self._taken:
+            nid = self._nids[card.id] = self._next_id
+            self._next_id += 1 + card.card_count()
+        self._taken.add(nid)
+        return nid
+
+    def _guid(self, card: Card) -> str:
+        return note_guid(card.id, card_namespace(card.deck, self.namespace))
+
     def add(self, card: Card, fields: list[str], mod: int) -> None:
         """Write one note (and its cards) with modification time ``mod`` (epoch seconds)."""
-        note = _Note(mod, model=self.models[card.kind], fields=fields, tags=list(card.tags), guid=note_guid(card.id, card_namespace(card.deck, self.namespace)))
-        note.write_to_db(self._cursor, mod, deck_id(card.deck), self._ids)
+        note = _Note(mod, model=self.models[card.kind], fields=fields, tags=list(card.tags), guid=self._guid(card))
+        nid = self._nid(card)
+        note.write_to_db(self._cursor, mod, deck_id(card.deck), iter(range(nid, nid + 1 + card.card_count())))
+
+    def reuse(self, card: Card) -> bool:
+        """Take ``card``'s note row and card rows from the last build's store, as they are;
+        return ``False`` (nothing taken) if that store has no matching note: the same GUID,
+        note type, deck and number of cards. The caller vouches that the note's content is
+        unchanged (``build.py`` compares the digest of what its fields are made from)."""
+        guid = self._guid(card)
+        lent = self._lendable.get(guid)
+        if lent is None or lent[1:] != (NOTE_TYPES[card.kind].id, deck_id(card.deck), card.card_count()):
+            return False
+        self._reused.append((guid, self._nid(card)))
+        return True
+
+    def finish(self) -> None:
+        """Copy the reused rows in (renumbered to this build's IDs) and commit: the store is then complete."""
+        if self._reused:
+            self._db.execute("create temp table reused (guid text primary key, nid integer)")
+            self._db.executemany("insert into temp.reused values (?, ?)", self._reused)
+            self._db.execute(
+                "insert into main.notes select r.nid, n.guid, n.mid, n.mod, n.usn, n.tags, n.flds, n.sfld, n.csum, n.flags, n.data "
+                "from previous.notes n join temp.reused r on n.guid = r.guid"
+            )
+            self._db.execute(
+                "insert into main.cards select r.nid + (c.id - n.id), r.nid, c.did, c.ord, c.mod, c.usn, c.type, c.queue, c.due, c.ivl, "
+                "c.factor, c.reps, c.lapses, c.left, c.odue, c.odid, c.flags, c.data "
+                "from previous.cards c join previous.notes n on c.nid = n.id join temp.reused r on n.guid = r.guid"
+            )
+            self._db.execute("drop table temp.reused")
+            self._reused.clear()
+        self._db.commit()
+
+    def keep(self, folder: Path) -> str:
+        """Keep the finished store as ``folder/notes-<token>.anki2`` for the next build to
+        reuse; return the token (``""`` if it could not be kept: then nothing is reused)."""
+        self.finish()
+        self._detach()
+        self._db.close()
+        self._db = None
+        token = secrets.token_hex(16)
+        target = folder / f"notes-{token}.anki2"
+        try:
+            os.replace(self.path, target)
+        except OSError:
+            return ""
+        _RESERVED.discard(self.path)
+        self.path = target
+        self._kept = True
+        return token
 
     def close(self) -> None:
-        """Close and remove the database (and the output folder, if it made it and it stayed empty)."""
+        """Close and remove the database, unless kept (and remove the output folder, if it made it and it stayed empty)."""
         if self._db is not None:
             self._db.close()
-        self.path.unlink(missing_ok=True)
+            self._db = None
+        if not self._kept:
+            self.path.unlink(missing_ok=True)
         if self._made is not None:
             try:
                 self._made.rmdir()
@@ -250,6 +376,15 @@ class NoteStore:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def kept_store(folder: Path, token: str) -> Path | None:
+    """Return the path of the kept store ``token`` names in ``folder``, ``None`` if the token
+    is malformed (it comes from the cache: never a path of its own) or the file is missing."""
+    if not KEPT_STORE.fullmatch(token):
+        return None
+    path = folder / f"notes-{token}.anki2"
+    return path if path.is_file() and not path.is_symlink() else None
 
 
 def package_media(cards: tuple[Card, ...], media: dict[str, tuple[Media, ...]], shared: tuple[Media, ...] = ()) -> list[Media]:
@@ -338,7 +473,7 @@ def write_packages(
     for target in targets:
         if target.is_dir() and not target.is_symlink():
             raise PackageError(f"cannot write {target}: a folder is in the way")
-    store._db.commit()
+    store.finish()
     temps: list[Path] = []
     try:
         for plan, target in zip(plans, targets):

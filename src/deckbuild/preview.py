@@ -189,7 +189,8 @@ class Previewer:
             by_id.setdefault(fields.split("\x1f", 1)[0], []).append((cid, ord_, mod, mid))  # field 0 is Id
         notetype_mod = {mid: col.models.get(mid)["mod"] for mid in {row[3] for row in rows}}
         rendered: dict[int, tuple[tuple[int, int], PreviewCard]] = {}
-        for card_id, (_, _, count, kind, deck) in notes.items():
+        for card_id, entry in notes.items():
+            count, deck = entry.cards, entry.deck
             for cid, ord_, mod, mid in by_id.get(card_id, [])[:count]:
                 stamp = (mod, notetype_mod[mid])
                 before = self._rendered.get(cid)
@@ -208,7 +209,7 @@ class Previewer:
                     tags=tuple(note.tags),
                     question=output.question_text,
                     answer=output.answer_text,
-                    not_run=kind == "code" and not note["Output"].strip(),
+                    not_run=entry.kind == "code" and not note["Output"].strip(),
                 ))
         self._rendered = rendered
         return tuple(card for _, card in rendered.values())

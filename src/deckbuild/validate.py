@@ -83,8 +83,15 @@ def _decks_equal_in_anki(cards: list[Card]) -> list[Diagnostic]:
     return problems
 
 
+#: A line that is not a list item, followed by one that is: the case _list_without_blank_line
+#: looks at closely (most texts have none, and need no line-by-line walk).
+_SUSPECT = re.compile(r"^(?!\s*(?:[-*+]|\d+[.)])\s)\S.*\n\s*(?:[-*+]|\d+[.)])\s", re.MULTILINE)
+
+
 def _list_without_blank_line(text: Text) -> list[Diagnostic]:
     """Warn where a list item directly follows a paragraph line (outside fenced code)."""
+    if not _SUSPECT.search(text.value):
+        return []
     lines = text.value.split("\n")
     in_fence = False
     offset = 0
