@@ -89,7 +89,7 @@ def test_snippet_runs_again_when_the_interpreters_versions_change(tmp_path):
     # a distribution's metadata earlier on sys.path wins over the installed one.
     fake = tmp_path / "meta"
     python = tmp_path / "python"
-    python.write_text(f'#!/bin/sh\nPYTHONPATH={fake} exec {REPO / ".venv" / "bin" / "python"} "$@"\n')
+    python.write_text(f'#!/bin/sh\nPYTHONPATH={fake} exec {sys.executable} "$@"\n')
     python.chmod(0o755)
     write_files(tmp_path / "cards", {"a.yaml": CODE})
 
@@ -173,7 +173,7 @@ def _venv_without_torch(folder: Path) -> Path:
 
 def test_find_python_skips_an_interpreter_without_torch(tmp_path, monkeypatch):
     bare = _venv_without_torch(tmp_path / "bare")
-    with_torch = REPO / ".venv" / "bin" / "python"
+    with_torch = Path(sys.executable)  # this venv (REPO/.venv would miss under mutmut, which runs from mutants/)
     assert find_python([str(bare)]) is None
     assert find_python([str(bare), str(with_torch)]) == str(with_torch)
     # The default candidates, looked up on PATH: python3 has no torch, python has.

@@ -148,3 +148,30 @@ def test_a_pipe_inside_math_stays_in_its_table_cell():
     assert [len(re.findall(r"<t[dh]>", row)) for row in rows] == [2, 2, 2]
     assert 'data-tex="|x|"' in rendered.html and 'data-tex="p(a | b)"' in rendered.html and 'data-tex="|y|"' in rendered.html
     assert "\ue000" not in rendered.html
+
+
+def test_many_texts_are_parsed_in_worker_processes_with_the_same_result(monkeypatch):
+    """Past PARALLEL_THRESHOLD texts, Markdown is parsed in forked processes (on a machine
+    with at least two cores; two are pretended here so the pool always starts)."""
+    import multiprocessing
+    import os
+
+    from deckbuild import render
+
+    texts = [f"Text **{i}** with $x_{{{i}}}^2$ and `code {i}`" + (" $\\frac{1}{" if i % 500 == 0 else "")
+             for i in range(render.PARALLEL_THRESHOLD + 7)]
+    serial = [render.parse_markdown(t) for t in texts]
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    pools = []
+    real_pool = render.ProcessPoolExecutor
+
+    def counting_pool(*args, **kwargs):
+        pools.append(args[0])
+        return real_pool(*args, **kwargs)
+
+    monkeypatch.setattr(render, "ProcessPoolExecutor", counting_pool)
+    parallel = render._parse_all(texts)
+    assert pools == [2]  # the pool really ran, with two workers
+    assert parallel == serial  # same HTML, formulas and problems, in the same order
+    assert sum(bool(p.problems) for p in parallel) == 5  # the unclosed formulas came back too
+    assert multiprocessing.active_children() == []  # no worker left behind
