@@ -181,3 +181,16 @@ def test_config_bounds_are_exactly_the_documented_ones(key, value, accepted):
         assert len(problems) == 1 and problems[0].startswith(f'config "{key}": ')
         assert "using the default" in problems[0]
         assert got == policy.DEFAULT_CONFIG[key]
+
+
+def test_each_fallback_message_says_what_the_value_must_be():
+    """The words the user reads in the warning (Anki's config editor, and the card)."""
+    wrong = {"python": 5, "timeout_seconds": 0, "max_output_bytes": 0, "ask_before_running": "no", "offer_after_import": "no"}
+    _, problems = policy.check_config(wrong)
+    assert problems == [
+        'config "python": must be a path or command, as one line of text (got 5); using the default "".',
+        'config "timeout_seconds": must be a finite number of seconds above 0 and at most 86400 (got 0); using the default 30.',
+        'config "max_output_bytes": must be a whole number of bytes from 1 to 10000000 (got 0); using the default 100000.',
+        'config "ask_before_running": must be true or false (got "no"); using the default true.',
+        'config "offer_after_import": must be true or false (got "no"); using the default true.',
+    ]

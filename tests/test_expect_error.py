@@ -99,3 +99,12 @@ def test_a_class_that_is_not_among_its_bases_fails_with_what_was_raised(tmp_path
     assert run_cli("build", root, "--quiet") == 1
     err = capsys.readouterr().err.splitlines()
     assert err[0] == f"{root}/a.yaml:9: error: code card 'lookup' expects {expect} but raised KeyError: 'b'"
+
+
+def test_the_last_part_of_a_dotted_class_name_is_enough(tmp_path, capsys):
+    card = BASES.replace('table = {{"a": 1}}\n          print(table["b"])', 'import torch\n          raise torch.OutOfMemoryError("too big")')
+    root = write_files(tmp_path / "cards", {"a.yaml": card.format(expect="OutOfMemoryError")})
+    assert run_cli("build", root, "--quiet") == 0, capsys.readouterr().err
+    root = write_files(tmp_path / "cards2", {"a.yaml": card.format(expect="MemoryError")})  # not a base, not a suffix
+    assert run_cli("build", root, "--quiet") == 1
+    assert "expects MemoryError but raised torch.OutOfMemoryError: too big" in capsys.readouterr().err
