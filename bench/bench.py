@@ -112,6 +112,38 @@ def generated(size: int, work: Path, rows: list, figures: dict) -> None:
     ]
 
 
+MARKDOWN_ALONE = """
+import sys, time
+from pathlib import Path
+from deckbuild.load import load
+from deckbuild.render import parse_markdown
+texts = [t.value for c in load([Path(sys.argv[1])]).cards for t in c.texts()]
+parse_markdown("warm up")
+start = time.process_time()
+for text in texts:
+    parse_markdown(text)
+print(len(texts), time.process_time() - start)
+"""
+
+
+def markdown_ceiling(size: int, work: Path, rows: list, figures: dict) -> None:
+    """Measure Python-Markdown alone on the corpus's texts, on one core: the bound it sets on a cold build."""
+    script = work / "markdown_alone.py"
+    script.write_text(MARKDOWN_ALONE)
+    runs = []
+    for _ in range(RUNS):
+        out = subprocess.run([PY, str(script), str(work / f"md-{size}")], check=True, capture_output=True, text=True).stdout.split()
+        runs.append((int(out[0]), float(out[1])))
+    texts, seconds = runs[0][0], statistics.median(r[1] for r in runs)
+    cores = os.cpu_count() or 1
+    ceiling = cores * texts / seconds / (texts / size)  # cards/s if every core did nothing but Markdown
+    figures["markdown"] = (texts, seconds, ceiling)
+    rows.append((
+        f"{size:,} cards: Python-Markdown alone on their {texts:,} texts, one core (CPU time)",
+        f"{seconds:.2f} s", f"{texts / seconds:,.0f} texts/s; {cores} cores: at most {ceiling:,.0f} cards/s", "",
+    ))
+
+
 def ankcompiler(size: int, work: Path, rows: list, figures: dict) -> None:
     """ankcompiler 0.6.0, installed into a throwaway venv, on the same cards (its Markdown form)."""
     venv = work / "ankcompiler-venv"
@@ -162,6 +194,7 @@ def main() -> None:
 
         # 2. Generated Markdown corpora, against the genanki floor and ankcompiler.
         generated(SMALL, work, rows, figures)
+        markdown_ceiling(SMALL, work, rows, figures)
         ankcompiler(SMALL, work, rows, figures)
         if LARGE:
             generated(LARGE, work, rows, figures)
@@ -233,7 +266,24 @@ def main() -> None:
         f"and imports count. Peak memory is the build process's maximum resident set size (its forked render workers included).\n\n"
         f"Machine: {machine}; load average at the end of the run: {load} (the machine is shared: wall times grow with the load).\n\n{table}\n\n"
         + _growth(figures)
-        + PROSE
+        + PROSE.replace("\n## Where a one-card edit", _ceiling(figures) + "\n## Where a one-card edit")
+    )
+
+
+def _ceiling(figures: dict) -> str:
+    """A paragraph comparing the cold build with the bound Python-Markdown alone sets, from this run's figures."""
+    if "markdown" not in figures:
+        return ""
+    texts, seconds, ceiling = figures["markdown"]
+    cold = figures[SMALL]["cold"][0]
+    share = seconds / (os.cpu_count() or 1) / cold
+    rest = cold - seconds / (os.cpu_count() or 1)
+    budget = SMALL / 3000 - seconds / (os.cpu_count() or 1)
+    return (
+        f"\nIn this run the cold build took {cold:.2f} s, of which Python-Markdown, spread over every core, "
+        f"accounts for {seconds / (os.cpu_count() or 1):.2f} s ({share:.0%}); everything else took {rest:.2f} s. "
+        f"3,000 cards/s would leave everything else {budget:.2f} s"
+        + (" (less than nothing: the renderer alone is slower than the target).\n" if budget <= 0 else ".\n")
     )
 
 
@@ -263,10 +313,11 @@ PROSE = """## Reading the table
 
 The floor is plain genanki writing the same notes with pre-rendered fields, the packages a one-card
 edit rewrites (the all-decks package and the edited deck's collection package), uncompressed as
-genanki writes them. deckbuild writes every note once through genanki, into a temporary store, and
-cuts each package's database from it with SQL; a rebuild with nothing changed only hashes the
-sources and compares them with the last build's record; after an edit, only the packages holding
-the edited card are written.
+genanki writes them. A cold build writes every note once through genanki, into a note store, and
+cuts each package's database from it with SQL. The store is kept in the build cache; after an
+edit only the edited notes are rendered and written by genanki again, every other note's rows are
+copied from the kept store, and only the packages holding the edited card are written. A rebuild
+with nothing changed only hashes the sources and compares them with the last build's record.
 
 ankcompiler 0.6.0 is measured on the same cards in its own Markdown form (`question ::: answer`).
 It leaves math to Anki's MathJax, while deckbuild converts every formula to MathML at build time
@@ -275,26 +326,23 @@ one per collection.
 
 ## The cold build of 10,000 cards
 
-This run's machine was shared with other jobs (a load average of about 10 on 2 cores), and
-every wall time in the table is several times what a quiet machine gives: ankcompiler, which
-ran at about 390 cards/s here on a quieter day, ran at 76 cards/s in this run, about 5× slower.
-Scaled by the same factor, deckbuild's cold build would be near 3,800 cards/s, an estimate, not
-a measurement; compare the two tools within one run. A profile of the cold build (cProfile)
-puts most of its time in rendering: Python-Markdown and latex2mathml on 20,000 texts and
-60,000 formulas, in two worker processes; then parsing the YAML and Markdown (about 10 %) and
-genanki writing the notes (about 10 %).
+Rendering Markdown is most of a cold build, and Python-Markdown (the renderer the design names)
+sets its bound: the row "Python-Markdown alone" times it on the same texts, two per card, on one
+core, with deckbuild's extensions. Even if every core did nothing else, the build could not go
+faster than the "at most" figure in that row; loading the sources, converting the formulas with
+Temml (in one batch, in the main process), writing the cache and the packages come on top of it.
+The Markdown runs in one worker process per core, so a machine with more cores builds
+proportionally faster; the paragraph below compares this run's cold build with that bound.
 
 ## Where a one-card edit of the large corpus spends its time
 
-A profile of the one-card edit of 100,000 cards (cProfile, on this shared machine) splits it as:
-reading the parsed cards back from the build cache, about 25 % (the cache's checked JSON decoder
-builds every `Card` record); reading the rendered fields back, about 15 %; genanki writing the
-100,000 notes into the store, about 30 % (the floor's own work); cutting, compressing and zipping
-the two packages, about 11 %; validating the corpus, 7 %; content digests of the notes, 6 %. So the
-edit costs the floor's work plus reading the whole corpus back from the cache. The way to the 1.5×
-target is to reuse, for each unchanged source file, its notes' rows from the last build's store
-and a compact summary of its cards (ids, decks, tags, question keys) instead of its parsed cards,
-so that an edit reads and renders only the edited file.
+A profile of the one-card edit of 100,000 cards (cProfile, on the shared machine) splits it as:
+reading the parsed cards back from the build cache, about 30 % (JSON decoding and the cache's
+shape checks building every `Card`, `Text` and `Location` record); writing the two packages,
+about 30 % (cutting their databases from the store, their manifests, copying the reused rows,
+zipping); deciding which notes to reuse, about 20 % (the notes' GUIDs, which every manifest
+needs, and a digest of each card's content); validating the corpus, about 5 %. Nothing is
+rendered but the edited card.
 
 The shipped corpus's cold build is dominated by starting one Python worker that imports torch
 (about 0.9 s) and running its snippets; its peak memory is that worker's.

@@ -80,3 +80,24 @@ def test_valid_cards_always_render_without_problems(tmp_path, q, a, x):
     (rendered,), render_problems = render(cards)
     assert render_problems == []
     assert rendered.formulas == 1 and "<math" in rendered.answer
+
+
+@SETTINGS
+@given(value=st.lists(st.sampled_from(["-", "*", "+", "1.", "2)", " ", "\t", "\x0b", "a", "b c", "\n", "```", "~~~"]), max_size=16).map("".join))
+def test_the_list_warning_matches_a_line_by_line_reading(value):
+    """validate's quick pre-check never hides a warning that reading line by line gives."""
+    import re
+
+    from deckbuild.validate import _list_without_blank_line
+
+    item, fence = re.compile(r"\s*([-*+]|\d+[.)])\s"), re.compile(r"\s*(`{3,}|~{3,})")
+    lines, in_fence, expected = value.split("\n"), False, False
+    for i, line in enumerate(lines):
+        if fence.match(line):
+            in_fence = not in_fence
+        elif not in_fence and i and item.match(line):
+            above = lines[i - 1]
+            if above.strip() and not item.match(above) and not above.startswith((" ", "\t")):
+                expected = True
+                break
+    assert bool(_list_without_blank_line(Text(value, Location(Path("c.md"), 1, 1)))) == expected

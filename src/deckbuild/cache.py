@@ -51,7 +51,8 @@ def content_key(*parts: str) -> str:
 
 def to_json(value: Any) -> Any:
     """Return ``value`` as plain JSON data: dataclasses become objects (without the fields
-    that hold their default), tuples lists, enums and paths their value.
+    that hold their default; a class with ``CACHED_AS_LIST`` true, the list of its fields in
+    order), tuples lists, enums and paths their value.
 
     Raises :class:`TypeError` for anything else (a value that cannot be stored inertly).
     """
@@ -68,6 +69,8 @@ def to_json(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [to_json(v) for v in value]
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        if getattr(value, "CACHED_AS_LIST", False):  # small, numerous records: their fields in order
+            return [to_json(getattr(value, f.name)) for f in dataclasses.fields(value)]
         # A field at its plain default is left out (the decoder puts the default back):
         # a cached card is a third of the JSON, and decodes that much faster.
         out = {}
@@ -141,6 +144,17 @@ def _decoder(shape: Any) -> Callable[[Any], Any]:
         names = {name for name, _ in fields}
         # A field with a plain default may be missing: to_json leaves out fields at their default.
         required = {f.name for f in dataclasses.fields(shape) if f.init and f.default is dataclasses.MISSING}
+
+        if getattr(shape, "CACHED_AS_LIST", False):
+            decoders = [f for _, f in fields]
+            count = len(decoders)
+
+            def listed(d: Any) -> Any:
+                if type(d) is not list or len(d) != count:
+                    _fail(f"expected a {shape.__name__} record")
+                return shape(*[f(v) for f, v in zip(decoders, d)])
+
+            return listed
 
         def record(d: Any) -> Any:
             if type(d) is not dict or not required <= d.keys() <= names:

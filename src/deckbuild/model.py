@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
+from typing import ClassVar
 from enum import Enum
 
 from deckbuild.errors import Location
@@ -55,6 +56,8 @@ class Text:
     value: str
     location: Location
     block: bool = True
+
+    CACHED_AS_LIST: ClassVar[bool] = True  # the build cache stores [value, location, block]
 
     def location_of(self, offset: int) -> Location:
         """Return the location of character ``offset`` (0-based) of ``value``."""

@@ -85,7 +85,7 @@ def _decks_equal_in_anki(cards: list[Card]) -> list[Diagnostic]:
 
 #: A line that is not a list item, followed by one that is: the case _list_without_blank_line
 #: looks at closely (most texts have none, and need no line-by-line walk).
-_SUSPECT = re.compile(r"^(?!\s*(?:[-*+]|\d+[.)])\s)\S.*\n\s*(?:[-*+]|\d+[.)])\s", re.MULTILINE)
+_SUSPECT = re.compile(r"^(?![^\S\n]*(?:[-*+]|\d+[.)])[^\S\n])[^ \t\n].*\n[^\S\n]*(?:[-*+]|\d+[.)])\s", re.MULTILINE)
 
 
 def _list_without_blank_line(text: Text) -> list[Diagnostic]:
