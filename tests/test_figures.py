@@ -156,3 +156,29 @@ def test_a_heavy_figure_becomes_png_at_twice_the_css_size():
 
     with Image.open(io.BytesIO(figure.day)) as image:
         assert abs(image.width - 2 * figure.width) <= 2 and abs(image.height - 2 * figure.height) <= 2
+
+
+@pytest.mark.parametrize("tamper", ["bytes", "html"])
+def test_a_cached_figure_with_other_bytes_or_no_reference_is_not_used(project, tmp_path, tamper):
+    """A cached entry is used only if each figure's bytes give its content-hashed name and
+    the cached HTML references it (a shared or edited cache cannot slip in another image)."""
+    import base64
+    import json
+
+    cards = project({"plots.yaml": DRAW})
+    first, _ = _build(cards, tmp_path / "one", tmp_path / "cache")
+    db = sqlite3.connect(tmp_path / "cache" / "cache.sqlite")
+    [(value,)] = db.execute("select value from entries where ns = 'output'").fetchall()
+    html_text, media = json.loads(value)
+    assert len(media) == 2 and all(f'src="{name}"' in html_text for name, _ in media)
+    if tamper == "bytes":  # the same name, other (valid) bytes
+        media[0][1] = base64.b64encode(b"<svg xmlns='http://www.w3.org/2000/svg'/>").decode("ascii")
+    else:  # the right bytes, but the HTML no longer names the night figure
+        html_text = html_text.replace(f'src="{media[1][0]}"', 'src="elsewhere.svg"')
+    new_value = json.dumps([html_text, media])
+    db.execute("update entries set value = ? where ns = 'output'", (new_value.encode() if isinstance(value, bytes) else new_value,))
+    db.commit()
+    db.close()
+    again, report = _build(cards, tmp_path / "two", tmp_path / "cache")
+    assert report.snippets_run == 1 and report.snippets_cached == 0  # a miss: the snippet ran again
+    assert _media(again) == _media(first)
