@@ -77,8 +77,9 @@ def main() -> None:
         dialog = yield from wait_py(import_dialog, 30)
         yield from wait_js(f"!!({IMPORT_BUTTON}) && !({IMPORT_BUTTON}).disabled", 60, web=dialog.web)
         yield Js(f"({IMPORT_BUTTON}).click(); true", dialog.web)
-        # The import ran once Anki's page shows its log (the Import button is gone).
-        yield from wait_js(f"!({IMPORT_BUTTON}) && document.body.innerText.length > 0", 120, web=dialog.web)
+        # The import ran once Anki's page shows its log's overview ("N notes found in file"); before
+        # that it says "Gathering data...", and closing the dialog then interrupts the import.
+        yield from wait_js(f"!({IMPORT_BUTTON}) && document.body.innerText.includes('found in file')", 120, web=dialog.web)
         results.setdefault("import_logs", {})[name] = (yield Js("document.body.innerText", dialog.web))[:2000]
         yield Sleep(0.5)
         dialog.close()
