@@ -64,7 +64,7 @@ CASES = [
     ("follow-up-alone", {"a.yaml": "deck: D\ntype: probe\ncards:\n  - id: x\n    q: Q\n    a: A\n    follow_up: F\n"},
      ["{root}/a.yaml:4:5: error: card 'x': 'follow_up' and 'follow_up_a' go together"]),
     ("bad-timeout", {"a.yaml": "deck: D\ntype: code\ncards:\n  - id: x\n    q: Q\n    code: print(1)\n    timeout: soon\n"},
-     ["{root}/a.yaml:7:14: error: 'timeout' must be a positive number of seconds, not 'soon'"]),
+     ["{root}/a.yaml:7:14: error: 'timeout' must be a number of seconds from 0.1 to 600, not 'soon'"]),
     ("bad-expect-error", {"a.yaml": "deck: D\ntype: code\ncards:\n  - id: x\n    q: Q\n    code: print(1)\n    expect_error: 3 things\n"},
      ["{root}/a.yaml:7:19: error: 'expect_error' must be an exception class name, optionally with text its message contains: 'RuntimeError' or 'RuntimeError: must match the size'"]),
     ("empty-file", {"a.yaml": "\n  \n"},
@@ -93,6 +93,94 @@ CASES = [
      ["{root}/a.yaml:3:25: error: unknown key '\\x1b[2J\\x00evil' for a qa card (allowed: a, id, q, source, tags, topic, type)"]),
     ("markdown-code-not-fenced", {"a.md": "---\ndeck: D\ntype: code\n---\n## Q\nid: x\n\n### code\nprint(1)\n"},
      ["{root}/a.md:8:1: error: a '### code' section must hold one fenced code block"]),
+    # Deck names and tags: what Anki would delete (ASCII control characters, ':' at a component's end), and the invisible.
+    ("deck-control-character", {"a.yaml": 'deck: "A\\x7fB"\ncards:\n  - {id: x, q: Q, a: A}\n'},
+     ["{root}/a.yaml:1:7: error: deck name 'A\\x7fB' contains U+007F, a control character (Anki deletes it): delete it"]),
+    ("deck-tab", {"a.yaml": "deck: A\tB\ncards:\n  - {id: x, q: Q, a: A}\n"},
+     ["{root}/a.yaml:1:7: error: deck name 'A\\tB' contains U+0009, a control character (Anki deletes it): delete it"]),
+    ("deck-c1-control", {"a.yaml": 'deck: "A\\x9bB"\ncards:\n  - {id: x, q: Q, a: A}\n'},
+     ["{root}/a.yaml:1:7: error: deck name 'A\\x9bB' contains U+009B, a control character: delete it"]),
+    ("deck-invisible", {"a.yaml": 'deck: "ML::Key\\u200bFacts"\ncards:\n  - {id: x, q: Q, a: A}\n'},
+     ["{root}/a.yaml:1:7: error: deck name 'ML::Key\\u200bFacts' contains U+200B, an invisible character: delete it"]),
+    ("deck-colon-at-component-end", {"a.yaml": "deck: 'A:::B'\ncards:\n  - {id: x, q: Q, a: A}\n"},
+     ["{root}/a.yaml:1:7: error: deck name 'A:::B' has a component that starts or ends with ':' (Anki deletes it): use '::' only between components"]),
+    ("markdown-deck-tab", {"a.md": "---\ndeck: A\tB\n---\n## Q\nid: x\n\nA\n"},
+     ["{root}/a.md:2:7: error: deck name 'A\\tB' contains U+0009, a control character (Anki deletes it): delete it"]),
+    ("tag-control-character", {"a.yaml": 'deck: D\ncards:\n  - {id: x, q: Q, a: A, tags: ["a\\x07b"]}\n'},
+     ["{root}/a.yaml:3:32: error: bad tag 'a\\x07b': it contains U+0007, a control character (Anki deletes it)"]),
+    # null: an empty value, ~ and null are no text (libyaml marks plain scalars with style '', which hid them)
+    ("deck-null", {"a.yaml": "deck: null\ncards:\n  - {id: x, q: Q, a: A}\n"},
+     ["{root}/a.yaml:1:7: error: 'deck' must be text, got null (YAML reads an empty value, '~' and 'null' as no value; quote a word: 'null')"]),
+    ("deck-empty-value", {"a.yaml": "deck:\ncards:\n  - {id: x, q: Q, a: A}\n"},
+     ["{root}/a.yaml:1:6: error: 'deck' must be text, got null (YAML reads an empty value, '~' and 'null' as no value; quote a word: 'null')"]),
+    ("front-null", {"a.yaml": "deck: D\ncards:\n  - {id: x, q: null, a: A}\n"},
+     ["{root}/a.yaml:3:16: error: 'q' must be text, got null (YAML reads an empty value, '~' and 'null' as no value; quote a word: 'null')"]),
+    ("answer-tilde", {"a.yaml": "deck: D\ncards:\n  - id: x\n    q: Q\n    a: ~\n"},
+     ["{root}/a.yaml:5:8: error: 'a' must be text, got null (YAML reads an empty value, '~' and 'null' as no value; quote a word: 'null')"]),
+    ("tag-null", {"a.yaml": "deck: D\ncards:\n  - {id: x, q: Q, a: A, tags: [null]}\n"},
+     ["{root}/a.yaml:3:32: error: each entry of 'tags' must be text, got null (YAML reads an empty value, '~' and 'null' as no value; quote a word: 'null')"]),
+    ("markdown-id-empty", {"a.md": "---\ndeck: D\n---\n## Q\nid:\n\nA\n"},
+     ["{root}/a.md:5:4: error: 'id' must be text, got null (YAML reads an empty value, '~' and 'null' as no value; quote a word: 'null')"]),
+    ("expect-error-null", {"a.yaml": "deck: D\ntype: code\ncards:\n  - id: x\n    q: Q\n    code: print(1)\n    expect_error: null\n"},
+     ["{root}/a.yaml:7:19: error: 'expect_error' must be text, got null (YAML reads an empty value, '~' and 'null' as no value; quote a word: 'null')"]),
+    ("timeout-null", {"a.yaml": "deck: D\ntype: code\ncards:\n  - id: x\n    q: Q\n    code: print(1)\n    timeout:\n"},
+     ["{root}/a.yaml:7:13: error: 'timeout' must be a number of seconds, got null (YAML reads an empty value, '~' and 'null' as no value; quote a word: 'null')"]),
+    # timeout: seconds from 0.1 to 600
+    *((f"timeout-{name}", {"a.yaml": f"deck: D\ntype: code\ncards:\n  - id: x\n    q: Q\n    code: print(1)\n    timeout: {value}\n"},
+       [f"{{root}}/a.yaml:7:14: error: 'timeout' must be a number of seconds from 0.1 to 600, not '{value}'"])
+      for name, value in [("huge", "1e26"), ("inf", ".inf"), ("nan", ".nan"), ("negative", "-1"), ("zero", "0"),
+                          ("bool", "true"), ("tiny", "1e-9"), ("a-day", "86400")]),
+    # Formulas are located in one-line YAML scalars, plain or quoted, and in Markdown headings;
+    # over several lines (YAML folds them) at the value's start.
+    ("formula-in-plain-scalar", {"a.yaml": "deck: D\ncards:\n  - id: x\n    q: Q\n    a: see the $\\foo$ here\n"},
+     ["{root}/a.yaml:5:16: error: bad LaTeX in $\\foo$: Unsupported function name: \\foo (character 1 of the formula)"]),
+    ("formula-in-single-quotes", {"a.yaml": "deck: D\ncards:\n  - id: x\n    q: Q\n    a: 'it''s the $\\foo$ here'\n"},
+     ["{root}/a.yaml:5:19: error: bad LaTeX in $\\foo$: Unsupported function name: \\foo (character 1 of the formula)"]),
+    ("formula-in-double-quotes", {"a.yaml": 'deck: D\ncards:\n  - id: x\n    q: Q\n    a: "\\u00e9 \\"x\\" $\\\\foo$ here"\n'},
+     ["{root}/a.yaml:5:22: error: bad LaTeX in $\\foo$: Unsupported function name: \\foo (character 1 of the formula)"]),
+    ("formula-in-flow-mapping", {"a.yaml": "deck: D\ncards:\n  - {id: x, q: 'Q: $\\foo$', a: A}\n"},
+     ["{root}/a.yaml:3:20: error: bad LaTeX in $\\foo$: Unsupported function name: \\foo (character 1 of the formula)"]),
+    ("formula-in-folded-plain", {"a.yaml": "deck: D\ncards:\n  - id: x\n    q: Q\n    a: see the\n      more $\\foo$ here\n"},
+     ["{root}/a.yaml:5:8: error: bad LaTeX in $\\foo$: Unsupported function name: \\foo (character 1 of the formula)"]),
+    ("formula-in-markdown-heading", {"a.md": "---\ndeck: D\n---\n##   What is $\\foo$?\nid: x\n\nA\n"},
+     ["{root}/a.md:4:14: error: bad LaTeX in $\\foo$: Unsupported function name: \\foo (character 1 of the formula)"]),
+    ("formula-in-crlf-file", {"a.yaml": b"\xef\xbb\xbfdeck: D\r\ncards:\r\n  - id: x\r\n    q: Q $\\foo$\r\n    a: A\r\n"},
+     ["{root}/a.yaml:4:10: error: bad LaTeX in $\\foo$: Unsupported function name: \\foo (character 1 of the formula)"]),
+    # Markdown fences as Python-Markdown reads them: closed by the very same fence, and nothing after it
+    ("markdown-code-fence-closed-by-a-shorter-one", {"a.md": "---\ndeck: D\ntype: code\n---\n## Q\nid: x\n\n### code\n````\nprint(1)\n```\n"},
+     ["{root}/a.md:8:1: error: a '### code' section must hold one fenced code block"]),
+    ("markdown-code-text-after-the-fence", {"a.md": "---\ndeck: D\ntype: code\n---\n## Q\nid: x\n\n### code\n```\nprint(1)\n```\nprint(2)\n```\n"},
+     ["{root}/a.md:8:1: error: a '### code' section must hold one fenced code block"]),
+    # Markdown front matter and card keys: no aliases or anchors, no control characters, no section twice
+    ("markdown-front-matter-alias", {"a.md": "---\ndeck: &d D\ntags: [*d]\n---\n## Q\nid: x\n\nA\n"},
+     ["{root}/a.md:3:8: error: YAML aliases ('*name') are not allowed in card files; write the value out"]),
+    ("markdown-front-matter-anchor", {"a.md": "---\ndeck: D\ntags: &t [a]\n---\n## Q\nid: x\n\nA\n"},
+     ["{root}/a.md:3:7: error: YAML anchors ('&name') are not allowed in card files; delete it"]),
+    ("markdown-card-key-alias", {"a.md": "---\ndeck: D\n---\n## Q\nid: &i x\ntags: [*i]\n\nA\n"},
+     ["{root}/a.md:6:8: error: YAML aliases ('*name') are not allowed in card files; write the value out"]),
+    ("yaml-anchor-on-a-list", {"a.yaml": "deck: D\ntags: &t [a]\ncards:\n  - {id: x, q: Q, a: A}\n"},
+     ["{root}/a.yaml:2:7: error: YAML anchors ('&name') are not allowed in card files; delete it"]),
+    ("markdown-nul", {"a.md": "---\ndeck: D\n---\n## Q\nid: x\n\nA\x00B\n"},
+     ["{root}/a.md:7:2: error: character U+0000 is not allowed in a card file (a control character): delete it"]),
+    ("markdown-section-twice", {"a.md": "---\ndeck: D\ntype: fact\n---\n## Q\nid: x\n\nA\n### why\nB\n### Why\nC\n"},
+     ["{root}/a.md:11:1: error: 'why' is given twice in this card (first at line 9)"]),
+    ("markdown-answer-twice", {"a.md": "---\ndeck: D\n---\n## Q\nid: x\n\nA\n### a\nB\n"},
+     ["{root}/a.md:8:1: error: 'a' is given twice in this card (the text under the heading is the answer at line 7)"]),
+    ("markdown-card-keys-not-yaml", {"a.md": "---\ndeck: D\n---\n## Q\nid: [x\n\nA\n"},
+     ["{root}/a.md:5:7: error: YAML syntax error: while parsing a flow sequence expected ',' or ']', but got '<stream end>'"]),
+    ("markdown-front-matter-nested-too-deeply", {"a.md": "---\ndeck: D\ntags: " + "[" * 3000 + "]" * 3000 + "\n---\n## Q\nid: x\n\nA\n"},
+     ["{root}/a.md:1: error: the YAML is nested too deeply"]),
+    # Sizes: an id of at most 100 characters, a text of at most 20,000 (a 1 MB line must not take seconds)
+    ("id-too-long", {"a.yaml": "deck: D\ncards:\n  - {id: " + "a" * 10_000 + ", q: Q, a: A}\n"},
+     ["{root}/a.yaml:3:10: error: id 'aaaaaaaaaaaaaaaaaaaaaaaa…' is 10000 characters long; at most 100"]),
+    ("text-too-long", {"a.md": "---\ndeck: D\n---\n## Q\nid: x\n\n" + "$a" * 500_000 + "\n"},
+     ["{root}/a.md:7:1: error: 'a' is 1000000 characters long; at most 20000 (split it into several cards)"]),
+    ("id-with-path-separators", {"a.yaml": "deck: D\ncards:\n  - {id: ../../etc/x, q: Q, a: A}\n"},
+     ["{root}/a.yaml:3:10: error: bad id '../../etc/x': use lowercase letters, digits and '-', starting with a letter or digit"]),
+    ("yaml-two-documents", {"a.yaml": "deck: D\ncards:\n  - {id: x, q: Q, a: A}\n---\ndeck: E\n"},
+     ["{root}/a.yaml:4:1: error: YAML syntax error: expected a single document in the stream but found another document"]),
+    ("yaml-python-tag", {"a.yaml": "deck: D\ncards:\n  - id: x\n    q: !!python/object/apply:os.system ['echo hi']\n    a: A\n"},
+     ["{root}/a.yaml:4:8: error: 'q' must be text, not a list"]),
 ]
 
 
@@ -287,3 +375,69 @@ def test_the_config_chooses_the_math_engine_and_the_command_line_wins(tmp_path, 
     assert "unknown control sequence \\foo" in capsys.readouterr().err
     assert run_cli("check", tmp_path / "cards", "--no-run", "--quiet", "--math", "temml") == 1
     assert "Unsupported function name: \\foo" in capsys.readouterr().err
+
+
+def test_symlinks_never_lead_outside_the_source_folder(tmp_path, capsys, previous_dist, monkeypatch):
+    """Issue 11: a card file or image linked to a file outside is an error and is never read;
+    linked folders (and so link loops) are not followed."""
+    outside = write_files(tmp_path / "outside", {"o.yaml": "deck: D\ncards:\n  - {id: outside, q: Q, a: A}\n"})
+    root = write_files(tmp_path / "cards", {"a.yaml": "deck: D\ncards:\n  - {id: x, q: 'Q ![i](i.png)', a: A}\n"})
+    (root / "link.yaml").symlink_to(outside / "o.yaml")
+    (root / "i.png").symlink_to("/etc/passwd")
+    (root / "linked").symlink_to(outside, target_is_directory=True)
+    (root / "loop").symlink_to(root, target_is_directory=True)
+    read: list[Path] = []
+    real_read = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: read.append(self.resolve()) or real_read(self))
+    before = _tree_digest(previous_dist)
+    status = run_cli("build", root, "--out", previous_dist, "--quiet", "--cache-dir", tmp_path / "cache")
+    assert status == 1
+    assert capsys.readouterr().err.splitlines()[:-1] == [
+        f"{root}/a.yaml:3:19: error: image 'i.png': outside the source folder cards/ (images must live with the cards)",
+        f"{root}/link.yaml: error: a symlink to a file outside cards/: card files must live in the source folder",
+    ]
+    assert (root / "a.yaml").resolve() in read
+    assert [path for path in read if path.is_relative_to(outside.resolve()) or path == Path("/etc/passwd").resolve()] == []
+    assert _tree_digest(previous_dist) == before
+
+
+def test_linked_folders_and_link_loops_are_not_followed(tmp_path):
+    from deckbuild.load import discover, fingerprint
+
+    outside = write_files(tmp_path / "outside", {"o.yaml": GOOD, "o.png": b"\x89PNG"})
+    root = write_files(tmp_path / "cards", {"good.yaml": GOOD})
+    (root / "linked").symlink_to(outside, target_is_directory=True)
+    (root / "loop").symlink_to(root, target_is_directory=True)
+    assert discover([root]) == ([root / "good.yaml"], [])
+    before = fingerprint([root])
+    (outside / "o.png").write_bytes(b"\x89PNG changed")
+    assert fingerprint([root]) == before  # nothing outside is read, not even to hash it
+
+
+MD = "---\ndeck: D\n---\n"
+
+
+def test_markdown_fences_are_read_as_python_markdown_reads_them(tmp_path):
+    """Issue 11: a fence of four backticks holding three, a tilde fence holding backticks,
+    an unclosed fence (which Python-Markdown shows as text) and CRLF line breaks."""
+    from deckbuild.load import load
+    from deckbuild.render import render
+
+    root = write_files(tmp_path / "cards", {
+        "a.md": MD + "## Q1\nid: one\n\n````\n```\n## not a card\n```\n````\n\n## Q2\nid: two\n\n~~~\n```\n## nor this\n~~~\n\n"
+                     "## Q3\nid: three\n\n```python\nunclosed = True\n\n## Q4\nid: four\n\nD\n",
+        "b.md": "---\ndeck: D\ntype: code\n---\n## C1\nid: code-four\n\n### code\n````python\nprint('```')\n````\n\n"
+                "## C2\nid: code-tilde\n\n### code\n~~~\nprint('~~~ and ```')\n~~~\n",
+        "c.md": b"---\r\ndeck: D\r\ntype: code\r\n---\r\n## C3\r\nid: code-crlf\r\n\r\n### code\r\n```\r\nprint(1)\r\n```\r\n",
+    })
+    loaded = load([root])
+    assert loaded.problems == []
+    cards = {card.id: card for card in loaded.cards}
+    assert list(cards) == ["one", "two", "three", "four", "code-four", "code-tilde", "code-crlf"]
+    assert cards["one"].a.value == "````\n```\n## not a card\n```\n````"
+    assert cards["two"].a.value == "~~~\n```\n## nor this\n~~~"
+    assert cards["three"].a.value == "```python\nunclosed = True"
+    assert [cards[i].code.value for i in ("code-four", "code-tilde", "code-crlf")] == ["print('```')", "print('~~~ and ```')", "print(1)"]
+    rendered, problems = render([cards["one"], cards["two"]])
+    assert problems == []
+    assert all("<pre" in r.answer and "## n" in r.answer for r in rendered)

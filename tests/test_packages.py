@@ -38,6 +38,7 @@ def _tree(folder: Path) -> dict[str, bytes | str]:
         (("X::Real", "X::!!!"), ["x-real.apkg", "x.apkg"]),  # '!!!' has no letters: its slug is the top's
         (("数学::代数", "数学::几何"), ["数学-代数.apkg", "数学-几何.apkg", "数学.apkg"]),
         (("ML::Key Facts", "ML::key-facts"), ["ml-key-facts.apkg", "ml.apkg"]),
+        (("CON::A", "CON::B"), ["con-a.apkg", "con-b.apkg", "con-deck.apkg"]),  # Windows cannot create con.apkg
     ],
 )
 def test_package_names_never_collide(decks, names, project, tmp_path, capsys):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+import unicodedata
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from urllib.parse import unquote
 from xml.etree import ElementTree
 
 import yaml
+from markdown.extensions.fenced_code import FencedBlockPreprocessor
 from PIL import Image, UnidentifiedImageError
 
 from deckbuild.cache import Cache, code_version, content_key
@@ -27,6 +29,10 @@ from deckbuild.model import (
     CODE_KEYS,
     COMMON_KEYS,
     DEFAULT_TIMEOUT,
+    MAX_ID_LENGTH,
+    MAX_TEXT_LENGTH,
+    MAX_TIMEOUT,
+    MIN_TIMEOUT,
     REQUIRED_KEYS,
     TEXT_KEYS,
     Card,
@@ -41,7 +47,19 @@ SKIPPED_NAMES = {"README.md"}
 ID_RE = re.compile(r"[a-z0-9][a-z0-9-]*")
 FILE_KEYS = ("deck", "type", "tags", "cards")
 META_LINE_RE = re.compile(r"^([a-z_]+):(\s|$)")
-FENCE_RE = re.compile(r"^(`{3,}|~{3,})")
+#: Python-Markdown's own fenced-code rule (a fence of 3+ backticks or tildes at the start of
+#: a line, closed by the very same fence), so the loader and the renderer agree on what is code.
+FENCED_BLOCK_RE = FencedBlockPreprocessor.FENCED_BLOCK_RE
+
+
+class _Null:
+    """YAML's null (an empty value, ``~``, ``null``): no text, whatever the key."""
+
+    def __repr__(self) -> str:
+        return "null"
+
+
+NULL = _Null()
 
 
 @dataclass(frozen=True)
@@ -49,12 +67,14 @@ class Value:
     """A raw value from a source file and where it stands.
 
     ``value`` is a ``str`` for scalars (the text as written), a ``list`` of :class:`Value`
-    for sequences, or ``None`` for a mapping (which no card key accepts).
+    for sequences, :data:`NULL` for YAML's null, or ``None`` for a mapping (which no card
+    key accepts). ``block`` and ``shifts`` are as in :class:`~deckbuild.model.Text`.
     """
 
     value: Any
     location: Location
     block: bool = False
+    shifts: tuple[tuple[int, int], ...] = ()
 
 
 Entry = tuple[str, Value, Location]  # key, value, location of the key
@@ -64,21 +84,24 @@ def discover(paths: Iterable[Path]) -> tuple[list[Path], list[Diagnostic]]:
     """Return the card source files under ``paths`` in a stable order.
 
     A folder is searched recursively for ``*.yaml``, ``*.yml`` and ``*.md`` files, skipping
-    hidden entries and ``README.md``. A folder without sources, or a missing path, is an error.
+    hidden entries and ``README.md``; symlinked folders are not followed (so a link loop
+    is harmless), and a symlinked file must resolve inside the folder searched: one that
+    leads outside is an error and is never read. A folder without sources, or a missing
+    path, is an error.
     """
     files: list[Path] = []
     problems: list[Diagnostic] = []
     for path in paths:
         if path.is_dir():
-            found = sorted(
-                p
-                for p in path.rglob("*")
-                if p.suffix in SOURCE_SUFFIXES
-                and p.is_file()
-                and p.name not in SKIPPED_NAMES
-                and not any(part.startswith(".") for part in p.relative_to(path).parts)
-            )
-            if not found:
+            found, before = [], len(problems)
+            for p in _tree(path):
+                if p.suffix not in SOURCE_SUFFIXES or p.name in SKIPPED_NAMES or not p.is_file():
+                    continue
+                if not _inside(p, path):
+                    problems.append(_error(Location(p), f"a symlink to a file outside {path.name}/: card files must live in the source folder"))
+                    continue
+                found.append(p)
+            if not found and len(problems) == before:
                 problems.append(_error(Location(path), "no card sources (*.yaml, *.yml, *.md) in this folder"))
             files += found
         elif path.is_file():
@@ -86,6 +109,20 @@ def discover(paths: Iterable[Path]) -> tuple[list[Path], list[Diagnostic]]:
         else:
             problems.append(_error(Location(path), "no such file or folder"))
     return list(dict.fromkeys(files)), problems
+
+
+def _tree(folder: Path) -> list[Path]:
+    """Return the files and folders below ``folder``, sorted, without hidden entries and
+    without descending into symlinked folders (``Path.rglob`` does not follow them)."""
+    return sorted(p for p in folder.rglob("*") if not any(part.startswith(".") for part in p.relative_to(folder).parts))
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether ``path``, its symlinks resolved, lies in ``folder`` (resolved too)."""
+    try:
+        return path.resolve().is_relative_to(folder.resolve())
+    except (OSError, RuntimeError):  # a symlink loop
+        return False
 
 
 @dataclass(frozen=True)
@@ -155,7 +192,7 @@ def fingerprint(paths: Iterable[Path]) -> str | None:
     if problems:
         return None
     roots = dict.fromkeys(p if p.is_dir() else p.parent for p in paths)
-    images = sorted({p for root in roots for p in root.rglob("*") if p.suffix.lower() in IMAGE_FORMATS and p.is_file()})
+    images = sorted({p for root in roots for p in _tree(root) if p.suffix.lower() in IMAGE_FORMATS and p.is_file() and _inside(p, root)})
     parts = []
     for path in [*files, *images]:
         try:
@@ -283,12 +320,13 @@ def parse_file(path: Path, data: bytes) -> tuple[list[Card], list[Diagnostic]]:
         line = data[: exc.start].count(b"\n") + 1
         col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
         return [], [_error(Location(path, line, col), f"file is not UTF-8 (byte 0x{data[exc.start]:02x})")]
-    text = text.removeprefix("\ufeff")
+    text = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")  # YAML and Markdown line breaks
     if not text.strip():
         return [], [_error(Location(path, 1), "file is empty")]
-    alias = _first_alias(text) if path.suffix != ".md" and _ALIAS_RE.search(text) else None
-    if alias is not None:  # aliases can expand exponentially ("billion laughs"): never needed in a card file
-        return [], [_error(Location(path, alias.line + 1, alias.column + 1), "YAML aliases ('*name') are not allowed in card files; write the value out")]
+    if path.suffix == ".md" and (bad := _NON_PRINTABLE.search(text)):  # what YAML's reader refuses, in Markdown too
+        before = text[: bad.start()]
+        where = Location(path, before.count("\n") + 1, bad.start() - (before.rfind("\n") + 1) + 1)
+        return [], [_error(where, f"character U+{ord(bad.group()):04X} is not allowed in a card file (a control character): delete it")]
     try:
         if path.suffix == ".md":
             header, entries_per_card, problems = _parse_markdown(path, text)
@@ -301,18 +339,23 @@ def parse_file(path: Path, data: bytes) -> tuple[list[Card], list[Diagnostic]]:
         return [], [_error(Location(path, 1), "the YAML is nested too deeply")]
 
 
-_ALIAS_RE = re.compile(r"(^|[\s\[{,:?-])\*[^\s,\[\]{}]")
+_NON_PRINTABLE = yaml.reader.Reader.NON_PRINTABLE  # YAML 1.1's "printable" set, negated
+_REFERENCE_RE = re.compile(r"(^|[\s\[{,:?-])[*&][^\s,\[\]{}]", re.MULTILINE)
 
 
-def _first_alias(text: str):
-    """Return the start mark (0-based line and column) of the first YAML alias in ``text``, or ``None``."""
+def _first_reference(text: str):
+    """Return ``(mark, message)`` for the first YAML alias in ``text``, else the first anchor
+    on a list or mapping, else ``None``. (An anchor on a scalar is :func:`_scalar_problem`'s.)"""
+    anchor = None
     try:
         for event in yaml.parse(text, Loader=_FAST_LOADER):
             if isinstance(event, yaml.AliasEvent):
-                return event.start_mark
+                return event.start_mark, "YAML aliases ('*name') are not allowed in card files; write the value out"
+            if anchor is None and isinstance(event, yaml.CollectionStartEvent) and event.anchor is not None:
+                anchor = event.start_mark, "YAML anchors ('&name') are not allowed in card files; delete it"
     except (yaml.YAMLError, RecursionError):
         pass  # reported by the real parse
-    return None
+    return anchor
 
 
 # --- YAML -------------------------------------------------------------------------------
@@ -365,8 +408,15 @@ def _compose(path: Path, text: str, line_offset: int, problems: list[Diagnostic]
 
     libyaml (``CSafeLoader``) parses about ten times faster; on a syntax error the pure
     Python loader parses again, because its messages say more than libyaml's, and
-    :func:`_yaml_problem` turns the common ones into what to do about them.
+    :func:`_yaml_problem` turns the common ones into what to do about them. Aliases are
+    refused before composing: they can expand exponentially ("billion laughs"), and no
+    card file needs one (nor an anchor).
     """
+    reference = _first_reference(text) if _REFERENCE_RE.search(text) else None
+    if reference is not None:
+        mark, message = reference
+        problems.append(_error(Location(path, mark.line + 1 + line_offset, mark.column + 1), message))
+        return None
     try:
         return yaml.compose(text, Loader=_FAST_LOADER)
     except yaml.YAMLError:
@@ -473,10 +523,13 @@ def _to_value(path: Path, node: yaml.Node, line_offset: int, lines: list[str], p
 
     A block scalar's location is its first content line, at its indentation (read from
     ``lines``, the lines of the YAML text), so that positions inside the text map to the
-    file. Values YAML silently changed (see :func:`_scalar_problem`) are recorded in ``problems``.
+    file; so do positions in a scalar on one line, plain or quoted (with its escapes). A
+    plain or quoted scalar over several lines (YAML folds its line breaks) is located at
+    its start. Values YAML silently changed (see :func:`_scalar_problem`) are recorded in ``problems``.
     """
     loc = _loc(path, node, line_offset)
     if isinstance(node, yaml.ScalarNode):
+        style = node.style or None  # libyaml gives '' for a plain scalar, PyYAML None
         problem = _scalar_problem(node, lines)
         if problem is not None:
             (line, col), message = problem
@@ -484,16 +537,42 @@ def _to_value(path: Path, node: yaml.Node, line_offset: int, lines: list[str], p
             # Render what was written, not the control characters, so no second error follows.
             text = "\n".join(lines[node.start_mark.line : node.end_mark.line + 1])
             return Value(text[node.start_mark.column + 1 :].rsplit('"', 1)[0], loc, False)
-        block = node.style in ("|", ">")
-        if block:
-            first = next((line for line in (lines or [])[loc.line :] if line.strip()), "")
+        if style in ("|", ">"):
+            first = next((line for line in (lines or [])[node.start_mark.line + 1 :] if line.strip()), "")
             loc = Location(path, loc.line + 1, len(first) - len(first.lstrip(" ")) + 1)
-        if node.tag == "tag:yaml.org,2002:null" and node.style is None and node.value in ("", "~", "null", "Null", "NULL"):
-            return Value("", loc, block)
-        return Value(node.value, loc, node.style == "|" or (node.style is None and "\n" not in node.value))
+            return Value(node.value, loc, style == "|")
+        if node.tag == "tag:yaml.org,2002:null" and style is None and node.value in ("", "~", "null", "Null", "NULL"):
+            return Value(NULL, loc)
+        if node.start_mark.line != node.end_mark.line:
+            return Value(node.value, loc)
+        if style is None:
+            return Value(node.value, loc, True)
+        raw = lines[node.start_mark.line][node.start_mark.column + 1 : node.end_mark.column - 1]
+        shifts = _quoted_shifts(raw, style, node.value)
+        return Value(node.value, loc, shifts is not None, shifts or ())
     if isinstance(node, yaml.SequenceNode):
         return Value([_to_value(path, item, line_offset, lines, problems) for item in node.value], loc)
     return Value(None, loc)
+
+
+_ESCAPE_RE = {"'": re.compile(r"''"), '"': re.compile(r"\\(x[0-9A-Fa-f]{2}|u[0-9A-Fa-f]{4}|U[0-9A-Fa-f]{8}|.)")}
+
+
+def _quoted_shifts(raw: str, style: str, value: str) -> tuple[tuple[int, int], ...] | None:
+    """Return the :attr:`~deckbuild.model.Text.shifts` of a one-line YAML scalar quoted
+    with ``style`` (``'`` or ``"``) whose text between the quotes is ``raw`` and whose value
+    is ``value``: the opening quote, then each escape. ``None`` where ``raw`` does not map
+    onto ``value`` character by character (then errors point at the value's start)."""
+    if style not in _ESCAPE_RE:
+        return None
+    shifts, total = [(0, 1)], 0
+    for match in _ESCAPE_RE[style].finditer(raw):
+        extra = len(match.group(0)) - 1
+        shifts.append((match.start() - total + 1, extra))  # the characters after the escaped one
+        total += extra
+    if len(raw) - total != len(value):
+        return None
+    return tuple(shifts)
 
 
 #: What YAML's double-quoted escapes turn a TeX command's first letter into.
@@ -577,20 +656,32 @@ def _parse_markdown(path: Path, text: str):
     return header, cards, problems
 
 
+def _fenced_lines(lines: list[str]) -> set[int]:
+    """Return the indexes of the lines inside fenced code blocks (fences included), by
+    :data:`FENCED_BLOCK_RE`: what the renderer will show as code."""
+    text = "\n".join(lines)
+    inside: set[int] = set()
+    line = position = 0
+    for match in FENCED_BLOCK_RE.finditer(text):
+        line += text.count("\n", position, match.start())
+        last = line + text.count("\n", match.start(), match.end())
+        inside.update(range(line, last + 1))
+        line, position = last, match.end()
+    return inside
+
+
 def _split_headings(lines: list[str], start: int, marker: str):
     """Split ``lines[start:]`` at headings starting with ``marker``, outside fenced code.
 
-    Returns ``(index of the heading line or of the first line, heading text or None, body lines)``.
+    Returns ``(index of the heading line or of the first line, heading text after the
+    marker or None, body lines)``.
     """
     sections: list[tuple[int, str | None, list[str]]] = [(start, None, [])]
-    fence = None
+    fenced = _fenced_lines(lines[start:]) if any(line.startswith(("```", "~~~")) for line in lines[start:]) else set()
     for i in range(start, len(lines)):
         line = lines[i]
-        match = FENCE_RE.match(line)
-        if match and (fence is None or match.group(1).startswith(fence)):
-            fence = match.group(1)[:3] if fence is None else None
-        if fence is None and line.startswith(marker):
-            sections.append((i, line[len(marker) :].strip(), []))
+        if i - start not in fenced and line.startswith(marker):
+            sections.append((i, line[len(marker) :], []))
         else:
             sections[-1][2].append(line)
     if not any(line.strip() for line in sections[0][2]):
@@ -602,15 +693,19 @@ def _markdown_card(path: Path, index: int, heading: str, body: list[str], proble
     """Turn one ``##`` section into card entries (the same shape the YAML form gives).
 
     Returns ``(location, entries, clean)``; ``clean`` is false if a problem was found here
-    (then the card is reported but never built, so an unfenced '### code' never runs).
+    (then the card is reported but never built, so an unfenced '### code' never runs);
+    ``entries`` is ``None`` when its key lines are not YAML (that error is all it reports).
     """
     before = len(problems)
     card_loc = Location(path, index + 1, 1)
-    entries: list[Entry] = [("q", Value(heading, Location(path, index + 1, 4)), card_loc)]
+    column = 4 + len(heading) - len(heading.lstrip())
+    entries: list[Entry] = [("q", Value(heading.strip(), Location(path, index + 1, column), True), card_loc)]
     meta_start, meta_len = _misplaced_meta(path, index, body, problems)
     if meta_len:
         body = body[:meta_start] + [line.lstrip(" \t") for line in body[meta_start:meta_len]] + body[meta_len:]
         root = _compose(path, "\n".join(body[:meta_len]), index + 1, problems)
+        if root is None:  # its problem is reported; the keys it would have given are unknown
+            return card_loc, None, False
         if isinstance(root, yaml.MappingNode):
             for key, node, loc in _mapping_entries(path, root, index + 1, problems):
                 if key in TEXT_KEYS_ALL - {"topic"}:
@@ -618,11 +713,17 @@ def _markdown_card(path: Path, index: int, heading: str, body: list[str], proble
                     continue
                 entries.append((key, _to_value(path, node, index + 1, body[:meta_len], problems), loc))
     first_body = index + 1 + meta_len
+    seen = {key: loc for key, _, loc in entries}
     for start, name, lines in _split_headings(body[meta_len:], 0, "### "):
         line_no = first_body + start + (1 if name is not None else 0) + 1
         key = "a" if name is None else re.sub(r"[\s-]+", "_", name.strip().lower())
         value, line_no = _strip_blank(lines, line_no)
         loc = Location(path, first_body + start + 1, 1)
+        if key in seen:
+            first = "the text under the heading is the answer" if seen[key].col == 0 else "first"
+            problems.append(_error(loc, f"'{key}' is given twice in this card ({first} at line {seen[key].line})"))
+            continue
+        seen[key] = loc if name is not None else Location(path, line_no)
         if key == "code":
             value, line_no, ok = _fenced_body(value, line_no)
             if not ok:
@@ -675,12 +776,11 @@ def _strip_blank(lines: list[str], line_no: int) -> tuple[str, int]:
 
 
 def _fenced_body(text: str, line_no: int) -> tuple[str, int, bool]:
-    """Return the content of the single fenced block that ``text`` must be."""
-    lines = text.split("\n")
-    match = FENCE_RE.match(lines[0]) if lines else None
-    if not match or len(lines) < 2 or not lines[-1].strip().startswith(match.group(1)):
+    """Return the content of the single fenced block that ``text`` must be (by :data:`FENCED_BLOCK_RE`)."""
+    match = FENCED_BLOCK_RE.match(text)  # the first closing fence ends it, as in the renderer
+    if not match or text[match.end() :].strip():
         return text, line_no, False
-    return "\n".join(lines[1:-1]), line_no + 1, True
+    return match.group("code").removesuffix("\n"), line_no + 1, True
 
 
 # --- Shared validation of both forms ------------------------------------------------------------
@@ -705,6 +805,8 @@ def _build_cards(path: Path, header: list[Entry], entries_per_card, problems: li
         problems.append(_error(file_loc, "missing key 'deck' (the Anki deck for these cards, e.g. 'Top::Sub')"))
     cards = []
     for card_loc, entries, clean in entries_per_card:
+        if entries is None:
+            continue
         card = _card(card_loc, entries, deck, default_kind, file_tags, problems)
         if card is not None and deck is not None and clean:
             cards.append(card)
@@ -724,7 +826,10 @@ def _card(card_loc: Location, entries: list[Entry], deck, default_kind: Kind, fi
     else:
         id_value = values["id"][0]
         card_id = _scalar(id_value, "id", problems)
-        if card_id is not None and not ID_RE.fullmatch(card_id):
+        if card_id is not None and len(card_id) > MAX_ID_LENGTH:
+            problems.append(_error(id_value.location, f"id '{card_id[:24]}…' is {len(card_id)} characters long; at most {MAX_ID_LENGTH}"))
+            card_id = None
+        elif card_id is not None and not ID_RE.fullmatch(card_id):
             problems.append(_error(id_value.location, f"bad id '{card_id}': use lowercase letters, digits and '-', starting with a letter or digit"))
             card_id = None
     name = f"card '{card_id}'" if card_id else "card"
@@ -742,8 +847,10 @@ def _card(card_loc: Location, entries: list[Entry], deck, default_kind: Kind, fi
             text = _scalar(value, key, problems)
             if text is not None and not text.strip():
                 problems.append(_error(value.location, f"'{key}' is empty"))
+            elif text is not None and len(text) > MAX_TEXT_LENGTH:
+                problems.append(_error(value.location, f"'{key}' is {len(text)} characters long; at most {MAX_TEXT_LENGTH} (split it into several cards)"))
             elif text is not None:
-                texts[key] = Text(text, value.location, value.block)
+                texts[key] = Text(text, value.location, value.block, value.shifts)
     if kind is Kind.PROBE and (("follow_up" in values) != ("follow_up_a" in values)):
         problems.append(_error(card_loc, f"{name}: 'follow_up' and 'follow_up_a' go together"))
     tags = file_tags + (_tags(values["tags"][0], problems) if "tags" in values else ())
@@ -769,22 +876,65 @@ def _card(card_loc: Location, entries: list[Entry], deck, default_kind: Kind, fi
     )
 
 
+_NULL_HINT = "got null (YAML reads an empty value, '~' and 'null' as no value; quote a word: 'null')"
+
+
+def _not_text(value: Value) -> str:
+    """Say what a value that should have been text is instead."""
+    if value.value is NULL:
+        return _NULL_HINT
+    return f"not a {'list' if isinstance(value.value, list) else 'mapping'}"
+
+
 def _scalar(value: Value, key: str, problems) -> str | None:
     if not isinstance(value.value, str):
-        problems.append(_error(value.location, f"'{key}' must be text, not a {'list' if isinstance(value.value, list) else 'mapping'}"))
+        problems.append(_error(value.location, f"'{key}' must be text, {_not_text(value)}"))
         return None
     return value.value
 
 
+def _hidden_character(text: str) -> str | None:
+    """Name the first character of ``text`` that a deck name or tag must not hold, or ``None``.
+
+    Those are the control characters (Anki deletes the ASCII ones, U+0000-U+001F and
+    U+007F, from deck names and tags: rslib ``normalized_deck_name_component``), and the
+    invisible ones (Unicode Cc, Cf, Zl and Zp; the joiners U+200C and U+200D that scripts
+    and emoji need are allowed): two names that look the same would be two decks or tags.
+    """
+    if text.isprintable():
+        return None
+    for ch in text:
+        category = unicodedata.category(ch)
+        if category == "Cc":
+            return f"U+{ord(ch):04X}, a control character" + (" (Anki deletes it)" if ord(ch) < 0x80 else "")
+        if category in ("Cf", "Zl", "Zp") and ch not in "\u200c\u200d":
+            return f"U+{ord(ch):04X}, an invisible character"
+    return None
+
+
 def _deck(value: Value, problems) -> str | None:
+    """Check an Anki deck path and return it NFC-normalised, its components stripped.
+
+    Anki (rslib ``NativeDeckName``) normalises each ``::`` component: NFC, ASCII control
+    characters deleted, whitespace and ``:`` trimmed from both ends, an empty one named
+    "blank". deckbuild refuses what Anki would change silently (besides NFC and spaces
+    around ``::``), and invisible characters: see :func:`_hidden_character`.
+    """
     name = _scalar(value, "deck", problems)
     if name is None:
         return None
     parts = name.split("::")
+    hidden = _hidden_character(name)
+    if hidden:
+        problems.append(_error(value.location, f"deck name '{name}' contains {hidden}: delete it"))
+        return None
     if not name.strip() or any(not part.strip() for part in parts):
         problems.append(_error(value.location, f"deck name '{name}' has an empty component"))
         return None
-    return "::".join(part.strip() for part in parts)
+    if any(part.strip().startswith(":") or part.strip().endswith(":") for part in parts):
+        problems.append(_error(value.location, f"deck name '{name}' has a component that starts or ends with ':' (Anki deletes it): use '::' only between components"))
+        return None
+    return unicodedata.normalize("NFC", "::".join(part.strip() for part in parts))
 
 
 def _kind(value: Value, problems) -> Kind | None:
@@ -805,18 +955,23 @@ def _list_of_text(value: Value, key: str, problems) -> list[Value]:
     for item in items:
         if isinstance(item.value, str):
             good.append(item)
+        elif item.value is NULL:
+            problems.append(_error(item.location, f"each entry of '{key}' must be text, {_NULL_HINT}"))
         else:
             problems.append(_error(item.location, f"each entry of '{key}' must be text"))
     return good
 
 
 def _tags(value: Value, problems) -> tuple[str, ...]:
-    """Check Anki tags: no whitespace (Anki splits tags on spaces), no empty '::' part."""
+    """Check Anki tags: no whitespace (Anki splits tags on spaces), no empty '::' part, no
+    control or invisible character (see :func:`_hidden_character`)."""
     tags = []
     for item in _list_of_text(value, "tags", problems):
         tag = item.value
         if not tag or any(c.isspace() for c in tag):
             problems.append(_error(item.location, f"bad tag '{tag}': Anki tags cannot contain spaces (use '-' or '::')"))
+        elif hidden := _hidden_character(tag):
+            problems.append(_error(item.location, f"bad tag '{tag}': it contains {hidden}"))
         elif any(not part for part in tag.split("::")):
             problems.append(_error(item.location, f"bad tag '{tag}': empty component between '::'"))
         else:
@@ -835,12 +990,16 @@ def _sources(value: Value, problems) -> tuple[str, ...]:
 
 
 def _timeout(value: Value, problems) -> float | None:
+    """Read ``timeout``: seconds, from :data:`MIN_TIMEOUT` (0.1) to :data:`MAX_TIMEOUT` (600)."""
+    if not isinstance(value.value, str):
+        problems.append(_error(value.location, f"'timeout' must be a number of seconds, {_not_text(value)}"))
+        return None
     try:
         seconds = float(value.value)
-    except (TypeError, ValueError):
-        seconds = -1.0
-    if not seconds > 0 or seconds != seconds or seconds == float("inf"):
-        problems.append(_error(value.location, f"'timeout' must be a positive number of seconds, not '{value.value}'"))
+    except ValueError:
+        seconds = float("nan")
+    if not MIN_TIMEOUT <= seconds <= MAX_TIMEOUT:  # also refuses nan
+        problems.append(_error(value.location, f"'timeout' must be a number of seconds from {MIN_TIMEOUT:g} to {MAX_TIMEOUT:g}, not '{value.value}'"))
         return None
     return seconds
 
@@ -850,6 +1009,9 @@ _EXPECTED_ERROR_RE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-
 
 def _expected_error(value: Value, problems) -> str | None:
     """Read ``expect_error``: an exception class name, optionally ``Name: text in its message``."""
+    if value.value is NULL:
+        problems.append(_error(value.location, f"'expect_error' must be text, {_NULL_HINT}"))
+        return None
     text = value.value.strip() if isinstance(value.value, str) else None
     if text in ("false", "False", "no", ""):
         return None

@@ -42,6 +42,9 @@ COMMON_KEYS = ("id", "type", "source", "tags")
 CODE_KEYS = ("timeout", "expect_error")
 
 DEFAULT_TIMEOUT = 10.0  # seconds a snippet may run
+MIN_TIMEOUT, MAX_TIMEOUT = 0.1, 600.0  # the range a card's ``timeout`` may take (seconds)
+MAX_ID_LENGTH = 100  # characters of a card id
+MAX_TEXT_LENGTH = 20_000  # characters of one text field or snippet (a card shows one idea)
 
 
 @dataclass(frozen=True)
@@ -49,13 +52,18 @@ class Text:
     """A text field as written, with the location of its first line.
 
     ``block`` is true when line *k* of ``value`` is exactly ``location.line + k`` in the
-    file, every line starting at column ``location.col`` (YAML block scalars, Markdown
-    bodies), so errors inside the text can name their line and column.
+    file, every line starting at column ``location.col`` (YAML block scalars, single-line
+    YAML scalars, Markdown bodies and headings), so errors inside the text can name their
+    line and column. ``shifts`` lists ``(offset, columns)`` in increasing ``offset``: from
+    character ``offset`` of ``value`` on, the file has the text ``columns`` further right
+    (a one-line quoted YAML scalar: its opening quote, and each escape written with more
+    characters than it gives, such as ``''`` or ``\\u00e9``).
     """
 
     value: str
     location: Location
     block: bool = True
+    shifts: tuple[tuple[int, int], ...] = ()
 
     CACHED_AS_LIST: ClassVar[bool] = True  # the build cache stores [value, location, block]
 
@@ -65,7 +73,7 @@ class Text:
             return self.location
         before = self.value[:offset]
         line = before.count("\n")
-        col = offset - (before.rfind("\n") + 1) + 1
+        col = offset - (before.rfind("\n") + 1) + 1 + sum(columns for at, columns in self.shifts if at <= offset)
         return Location(self.location.path, self.location.line + line, self.location.col + col - 1)
 
 

@@ -92,6 +92,8 @@ def deck_id(name: str) -> int:
 
 
 SLUG_BYTES = 120  # a slug's UTF-8 length before it is cut (file names: 255 bytes on common file systems)
+#: File names Windows keeps for devices, with any extension (``con.apkg`` cannot be created there).
+_WINDOWS_DEVICES = {"con", "prn", "aux", "nul", *(f"{d}{n}" for d in ("com", "lpt") for n in "0123456789¹²³")}
 
 
 def _short_hash(text: str) -> str:
@@ -104,12 +106,15 @@ def slug(name: str) -> str:
     The name is NFC-normalised and casefolded (Anki compares deck names case-insensitively);
     letters, marks and digits of every script are kept (``数学::代数`` → ``数学-代数``), each
     run of anything else becomes one ``-``, so a slug never holds ``/``, ``.`` or a control
-    character. A name with none of them gives ``deck``. A slug longer than
-    :data:`SLUG_BYTES` UTF-8 bytes is cut and ends in a hash of the whole name.
+    character. A name with none of them gives ``deck``; a name Windows reserves for a
+    device (``con``, ``nul``, ``com1`` ..., whatever the extension) gets ``-deck`` appended.
+    A slug longer than :data:`SLUG_BYTES` UTF-8 bytes is cut and ends in a hash of the whole name.
     """
     text = unicodedata.normalize("NFC", name).casefold()
     words = "".join(ch if unicodedata.category(ch)[0] in "LMN" else " " for ch in text).split()
     result = "-".join(words) or "deck"
+    if result in _WINDOWS_DEVICES:
+        result += "-deck"
     if len(result.encode("utf-8")) > SLUG_BYTES:
         cut = result.encode("utf-8")[: SLUG_BYTES - 9].decode("utf-8", "ignore").rstrip("-")
         result = f"{cut}-{_short_hash(name)}"
