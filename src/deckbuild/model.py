@@ -65,7 +65,7 @@ class Text:
     block: bool = True
     shifts: tuple[tuple[int, int], ...] = ()
 
-    CACHED_AS_LIST: ClassVar[bool] = True  # the build cache stores [value, location, block]
+    CACHED_AS_LIST: ClassVar[bool] = True  # the build cache stores [value, location, block, shifts]
 
     def location_of(self, offset: int) -> Location:
         """Return the location of character ``offset`` (0-based) of ``value``."""
