@@ -16,7 +16,8 @@ import html as html_lib
 import multiprocessing
 import os
 import re
-from concurrent.futures import ProcessPoolExecutor
+import threading
+from concurrent.futures import InvalidStateError, ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
@@ -222,13 +223,22 @@ def _parse_all(texts: list[str]) -> list[ParsedText]:
     try:
         with interrupts.deferred():  # map() submits every chunk (and forks the workers) at once
             results = pool.map(parse_markdown, texts, chunksize=max(1, len(texts) // (workers * 8)))
-        return list(results)
+        out = list(results)
     except BaseException:
-        for worker in set(multiprocessing.active_children()) - others:
-            worker.kill()
+        # Python 3.11's pool thread, finding its workers killed, sets an error on futures the
+        # interrupted map() has already cancelled and prints InvalidStateError; that thread
+        # ends within the shutdown below, and only that error is silenced meanwhile.
+        previous = threading.excepthook
+        threading.excepthook = lambda args: None if issubclass(args.exc_type, InvalidStateError) else previous(args)
+        try:
+            for worker in set(multiprocessing.active_children()) - others:
+                worker.kill()
+            pool.shutdown(wait=True, cancel_futures=True)
+        finally:
+            threading.excepthook = previous
         raise
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    pool.shutdown(wait=True)
+    return out
 
 
 def _render_all(texts: list[str], math: str) -> list[RenderedText]:
