@@ -54,6 +54,7 @@ def _poison(cache_file, value_for):
         "wrong-type",  # valid JSON of the wrong shape
         "wrong-record",  # a record with an extra field
         "bad-enum",  # a card whose kind is no kind
+        "bad-tag",  # a card whose tags hold a number (lists of text are checked by type alone)
         "not-json",
         "nan",
         "deep",  # nesting deeper than the JSON parser's recursion limit
@@ -79,6 +80,8 @@ def test_a_crafted_cache_never_runs_code_and_never_changes_the_build(payload, pr
             return good[key].replace('"expect_error":null', '"expect_error":null,"extra":1') if ns == "load" else "[1]"
         if payload == "bad-enum":
             return good[key].replace('"kind":"fact"', '"kind":"exec"') if ns == "load" else '["<p>x</p>", "1"]'
+        if payload == "bad-tag":
+            return good[key].replace('"id":"plain"', '"id":"plain","tags":["ok",7]') if ns == "load" else "[true]"
         if payload == "not-json":
             return b"\x80\x04not json"
         if payload == "nan":

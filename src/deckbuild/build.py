@@ -8,11 +8,12 @@ fails once with :class:`~deckbuild.errors.BuildFailed`.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 import sys
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
@@ -110,7 +111,8 @@ def build(options: BuildOptions) -> BuildResult:
 
         # First gather all data: nothing is written until every card has loaded, rendered and run
         # (the notes are rendered in batches into a temporary store, dropped if anything failed).
-        loaded = load(options.sources, cache)
+        with _collector_paused():
+            loaded = load(options.sources, cache)
         problems = loaded.problems + validate(loaded.cards)
         stats = ExecuteStats()
         outputs = {}
@@ -147,10 +149,31 @@ def build(options: BuildOptions) -> BuildResult:
                 report, made = _package(loaded.cards, notes, store, notetypes, options.out_dir, cache, previous, inputs, base, report, FONTS, kept)
     finally:
         remove_temporaries()  # whatever an error or an interrupt left of this build's temporary files
+        gc.unfreeze()  # the cards _collector_paused set aside are ordinary objects again
         if cache is not None:
             cache.close()
     report = replace(report, seconds=time.perf_counter() - started)
     return BuildResult(report, problems, made)
+
+
+@contextmanager
+def _collector_paused():
+    """Pause Python's cyclic garbage collector while the cards load, then set them aside.
+
+    Loading makes a few objects per card (100,000 cards: half a million) and no reference
+    cycles, yet each collection walks every object made so far: at 100k cards that was a
+    third of the load stage. The loaded objects are then frozen (``gc.freeze``, Python
+    docs: "Freeze all the objects tracked by gc") so the collections of later stages skip
+    them; :func:`build` unfreezes them when it ends.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if enabled:
+            gc.enable()
 
 
 RENDER_BATCH = 4000  # cards rendered at a time: memory holds one batch of HTML, not the corpus's

@@ -132,7 +132,10 @@ def _decoder(shape: Any) -> Callable[[Any], Any]:
     if origin is list or (origin is tuple and len(args) == 2 and args[1] is Ellipsis):
         item = _decoder(args[0])
         make = list if origin is list else tuple
-        return lambda d: make(item(v) for v in d) if type(d) is list else _fail("expected a list")
+        if args[0] in (str, int, bool):  # tags, sources: checked by type alone, in C
+            kind = {args[0]}
+            return lambda d: make(d) if type(d) is list and (not d or set(map(type, d)) <= kind) else _fail(f"expected a list of {args[0].__name__}")
+        return lambda d: make([item(v) for v in d]) if type(d) is list else _fail("expected a list")
     if origin is tuple:
         items = [_decoder(a) for a in args]
         return lambda d: (

@@ -238,7 +238,7 @@ class NoteStore:
         self._next_id = first_id
         self._nids: dict[str, int] = {}
         self._taken: set[int] = set()
-        self._reused: list[tuple[str, int]] = []
+        self._reused: list[tuple[int, int]] = []  # (note ID in the previous store, note ID now)
         self._lendable: dict[str, tuple[int, int, int, int]] = {}
         self._db: sqlite3.Connection | None = None
         try:
@@ -250,6 +250,10 @@ class NoteStore:
         try:  # until __enter__ returns, nobody else removes the file (an interrupt may come now)
             self._db = sqlite3.connect(self.path)
             self._db.executescript("pragma journal_mode = off; pragma synchronous = off;" + APKG_SCHEMA)
+            # No indexes: the store is written once and read whole (packages are cut into
+            # genanki's own schema, indexes and all), and each index made every insert slower.
+            for (index,) in self._db.execute("select name from sqlite_master where type = 'index' and sql is not null").fetchall():
+                self._db.execute(f'drop index "{index}"')
             self._cursor = self._db.cursor()
             if previous is not None:
                 self._attach(previous)
@@ -324,22 +328,22 @@ class NoteStore:
         lent = self._lendable.get(guid)
         if lent is None or lent[1:] != (NOTE_TYPES[card.kind].id, deck_id(card.deck), card.card_count()):
             return False
-        self._reused.append((guid, self._nid(card)))
+        self._reused.append((lent[0], self._nid(card)))
         return True
 
     def finish(self) -> None:
         """Copy the reused rows in (renumbered to this build's IDs) and commit: the store is then complete."""
         if self._reused:
-            self._db.execute("create temp table reused (guid text primary key, nid integer)")
+            self._db.execute("create temp table reused (old integer primary key, nid integer)")
             self._db.executemany("insert into temp.reused values (?, ?)", self._reused)
             self._db.execute(
                 "insert into main.notes select r.nid, n.guid, n.mid, n.mod, n.usn, n.tags, n.flds, n.sfld, n.csum, n.flags, n.data "
-                "from previous.notes n join temp.reused r on n.guid = r.guid"
+                "from temp.reused r join previous.notes n on n.id = r.old"
             )
             self._db.execute(
-                "insert into main.cards select r.nid + (c.id - n.id), r.nid, c.did, c.ord, c.mod, c.usn, c.type, c.queue, c.due, c.ivl, "
+                "insert into main.cards select r.nid + (c.id - c.nid), r.nid, c.did, c.ord, c.mod, c.usn, c.type, c.queue, c.due, c.ivl, "
                 "c.factor, c.reps, c.lapses, c.left, c.odue, c.odid, c.flags, c.data "
-                "from previous.cards c join previous.notes n on c.nid = n.id join temp.reused r on n.guid = r.guid"
+                "from previous.cards c join temp.reused r on c.nid = r.old"
             )
             self._db.execute("drop table temp.reused")
             self._reused.clear()
