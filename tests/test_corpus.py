@@ -185,7 +185,10 @@ def test_the_addon_runs_the_same_code_and_prints_what_was_baked(built, corpus, c
         for note in notes:
             code = code_from_field(note["Code"])
             assert code == sources[note["Id"]]
-            result = worker.run(code)
+            # The time limit is not under test here (the build enforces each card's): on a busy
+            # machine a 10 s limit once cut a figure card short, and its partial output mismatched.
+            result = worker.run(code, timeout=300)
+            assert not result.timed_out, note["Id"]
             if result.stdout:
                 assert f'<pre class="stdout">{html.escape(result.stdout)}</pre>' in note["Output"], note["Id"]
             for day, night, _ in figure_media(note["Id"], result.figures):  # the same figures, byte for byte
