@@ -146,7 +146,7 @@ def build(options: BuildOptions) -> BuildResult:
             made: list[Path] = []
             if store is not None:
                 inputs = "" if problems else inputs  # warnings are printed again by the next build
-                report, made = _package(loaded.cards, notes, store, notetypes, options.out_dir, cache, previous, inputs, base, report, FONTS, kept)
+                report, made = _package(loaded.cards, notes, store, notetypes, options.out_dir, cache, previous, inputs, base, report, FONTS, kept, folder)
     finally:
         remove_temporaries()  # whatever an error or an interrupt left of this build's temporary files
         gc.unfreeze()  # the cards _collector_paused set aside are ordinary objects again
@@ -264,10 +264,12 @@ def _package(
     report: BuildReport,
     shared: tuple[Media, ...] = (),
     kept: Path | None = None,
+    folder: Path | None = None,
 ) -> tuple[BuildReport, list[Path]]:
     """Write the packages whose content changed since the previous build, and keep the new
-    record (``inputs``: see :func:`_inputs`) and the note store (for the next build to
-    reuse; ``kept`` is the previous one, removed once replaced). Returns the report
+    record (``inputs``: see :func:`_inputs`) and the note store in ``folder`` (the cache's,
+    ``None`` if it cannot be written) for the next build to reuse; ``kept`` is the previous
+    store, removed once replaced. Returns the report
     completed with what changed, and the paths of every package this build makes
     (written or unchanged)."""
     plans = plan_packages(cards)
@@ -292,7 +294,7 @@ def _package(
             packages[plan.filename] = PackageRecord(package_digests[plan.filename], built[plan.filename], stat.st_size, stat.st_mtime_ns)
         else:
             packages[plan.filename] = previous.packages[plan.filename]
-    token = store.keep(cache.folder) if cache is not None and cache.writable() else ""
+    token = store.keep(folder) if folder is not None else ""
     record = Record(
         notes=notes.records,
         notetypes={spec.id: (spec.digest(), notetypes[spec.id]) for spec in NOTE_TYPES.values()},
