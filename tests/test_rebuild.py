@@ -339,7 +339,7 @@ def test_a_rebuild_that_reuses_unchanged_notes_writes_the_bytes_a_full_render_wr
     assert _snapshot(dist) == reused
 
 
-@pytest.mark.parametrize("damage", ["garbage", "wrong-deck", "lost-card", "twin-guid", "token-path"])
+@pytest.mark.parametrize("damage", ["garbage", "wrong-deck", "lost-card", "twin-guid", "twin-pair", "split-deck", "token-path"])
 def test_a_damaged_kept_store_is_not_reused_and_the_rebuild_is_right(damage, project, tmp_path, collection, monkeypatch):
     import sqlite3
 
@@ -363,7 +363,8 @@ def test_a_damaged_kept_store_is_not_reused_and_the_rebuild_is_right(damage, pro
     else:
         db = sqlite3.connect(kept)
         with db:
-            db.execute("update notes set flds = replace(flds, '1', 'forged')")
+            if damage != "split-deck":  # note one's answer: its row must not be lent
+                db.execute("update notes set flds = replace(flds, '1', 'forged')")
             if damage == "wrong-deck":
                 db.execute("update cards set did = did + 1")
             elif damage == "lost-card":
@@ -371,6 +372,13 @@ def test_a_damaged_kept_store_is_not_reused_and_the_rebuild_is_right(damage, pro
                 db.execute("update cards set did = did + 1 where nid = (select min(id) from notes)")
             elif damage == "twin-guid":
                 db.execute("update notes set guid = (select min(guid) from notes)")
+            elif damage == "twin-pair":  # two notes share a GUID, the others are intact: neither twin is lent
+                one = "(select guid from notes where flds like 'one' || char(31) || '%')"
+                db.execute(f"update notes set guid = {one} where flds like 'three' || char(31) || '%'")
+                db.execute(f"update notes set flds = 'forged' || flds where guid = {one}")
+            elif damage == "split-deck":  # the probe's second card in another deck: the note is not lent
+                db.execute("update notes set flds = flds || 'forged' where id in (select nid from cards where ord = 1)")
+                db.execute("update cards set did = did + 1 where ord = 1")
         db.close()
     clock[0] += 60
     _edit(cards / "facts.yaml", "What is two?", "What is two, again?")
