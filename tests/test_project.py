@@ -138,6 +138,8 @@ def test_stale_packages_are_reported_and_pruned_but_foreign_ones_never(tmp_path:
     assert stale.exists()
     assert run_cli("build", "cards", "--quiet", "--prune") == 0
     assert sorted(p.name for p in (tmp_path / "dist").iterdir()) == ["mine.apkg", "top-one.apkg", "top.apkg"]
+    # Reading the packages' collections (in memory) leaves no file behind in the working folder.
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".deckbuild-cache", "cards", "dist"]
 
 
 def test_unknown_flag_shows_the_subcommand_usage(capsys):
