@@ -129,6 +129,7 @@ def test_note_types_keep_their_fixed_ids_css_and_templates(project, tmp_path, co
     import_package(collection, dist / "study.apkg")
     model = collection.models.by_name("deckbuild Fact")
     assert model["id"] == 1738400002
+    assert model["sortf"] == 0  # the browser's sort field is the card id
     assert ".db-why" in model["css"]
     assert re.search(r"mspace", model["tmpls"][0]["qfmt"])  # the MathML support probe
 

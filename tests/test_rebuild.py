@@ -339,7 +339,7 @@ def test_a_rebuild_that_reuses_unchanged_notes_writes_the_bytes_a_full_render_wr
     assert _snapshot(dist) == reused
 
 
-@pytest.mark.parametrize("damage", ["garbage", "wrong-deck", "lost-card", "twin-guid", "twin-pair", "split-deck", "token-path"])
+@pytest.mark.parametrize("damage", ["garbage", "wrong-deck", "lost-card", "twin-guid", "twin-pair", "split-deck", "symlink", "token-path"])
 def test_a_damaged_kept_store_is_not_reused_and_the_rebuild_is_right(damage, project, tmp_path, collection, monkeypatch):
     import sqlite3
 
@@ -361,6 +361,10 @@ def test_a_damaged_kept_store_is_not_reused_and_the_rebuild_is_right(damage, pro
             db.execute("update entries set value = ? where ns = 'history'", (value.replace(token, "../outside"),))
         db.close()
     else:
+        if damage == "symlink":  # the kept store's name links to a file elsewhere: it is never opened
+            elsewhere = tmp_path / "elsewhere.anki2"
+            kept.rename(elsewhere)
+            kept.symlink_to(elsewhere)
         db = sqlite3.connect(kept)
         with db:
             if damage != "split-deck":  # note one's answer: its row must not be lent
