@@ -8,6 +8,7 @@ each one fails under a mutant the earlier tests let through.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import zipfile
 from pathlib import Path
@@ -145,3 +146,23 @@ def test_a_code_card_edited_only_in_its_code_is_rendered_and_run_again(tmp_path,
     (nid,) = collection.find_notes("")
     note = collection.get_note(nid)
     assert "6 * 9" in note["Code"] and "54" in note["Output"] and "42" not in note["Output"]
+
+
+def test_deck_ids_are_the_pinned_hash_of_the_deck_path_and_each_card_sits_in_its_own_deck(tmp_path):
+    write_files(tmp_path, {"cards/a.yaml": CARDS, "cards/b.yaml": CARDS.replace("Top::Sub", "Top::Other").replace("id: ", "id: b-")})
+    assert _build(tmp_path) == 0
+    database = tmp_path / "top.anki2"
+    with zipfile.ZipFile(tmp_path / "dist" / "top.apkg") as archive:
+        database.write_bytes(archive.read("collection.anki2"))
+    db = sqlite3.connect(database)
+    try:
+        decks = {deck["name"]: int(did) for did, deck in json.loads(db.execute("select decks from col").fetchone()[0]).items()}
+        placed = dict(db.execute("select substr(n.flds, 1, instr(n.flds, char(31)) - 1), c.did from cards c join notes n on c.nid = n.id"))
+    finally:
+        db.close()
+    # The ids every build and every version has given these decks (sha256 of "deckbuild:deck:<path>", in 2**30..2**31).
+    assert {name: did for name, did in decks.items() if name != "Default"} == {
+        "Top": 1353005615, "Top::Sub": 2011368713, "Top::Other": decks["Top::Other"],
+    }
+    assert 2**30 <= decks["Top::Other"] < 2**31 and len(set(decks.values())) == len(decks)
+    assert placed == {"first": 2011368713, "second": 2011368713, "b-first": decks["Top::Other"], "b-second": decks["Top::Other"]}
