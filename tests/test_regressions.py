@@ -84,6 +84,37 @@ def test_build_flags_no_run_and_no_cache_take_effect(tmp_path, capsys, collectio
     assert collection.get_note(nid)["Output"] == ""
 
 
+def test_a_new_runner_version_or_output_cap_runs_every_snippet_again(tmp_path, monkeypatch, capsys):
+    # What the runner makes of a snippet, and how much of it is kept, is part of the output's cache key.
+    write_files(tmp_path / "cards", {"a.yaml": CODE})
+    changes = [("RUNNER_VERSION", "next"), ("MAX_OUTPUT_BYTES", 65537), ("MAX_FIGURES", 21), ("MAX_FIGURE_SIDE", 4001), ("MAX_FIGURE_BYTES", 9 << 20)]
+    for step, (name, value) in enumerate([(None, None), *changes]):
+        if name is not None:
+            monkeypatch.setattr(execute, name, value)
+        capsys.readouterr()
+        # A new output folder each time: a folder's "nothing changed" check would stop the build first
+        # (it digests deckbuild's own files, where such a change is made in life).
+        assert run_cli("build", tmp_path / "cards", "--out", tmp_path / f"dist-{step}") == 0
+        assert "snippets: 1 run, 0 cached" in capsys.readouterr().out, name
+    assert run_cli("build", tmp_path / "cards", "--out", tmp_path / "other") == 0  # nothing changed: from the cache
+    assert "snippets: 0 run, 1 cached" in capsys.readouterr().out
+
+
+def test_two_interpreters_with_the_same_versions_do_not_share_outputs(tmp_path, capsys):
+    # Two interpreter paths, the same Python, torch, numpy and matplotlib: what else they hold
+    # (here an environment variable; in life, other packages) can change what a snippet prints.
+    write_files(tmp_path / "cards", {"a.yaml": "deck: D\ntype: code\ncards:\n  - id: c\n    q: Q?\n    code: |\n      import os\n      print('flavour', os.environ['FLAVOUR'])\n"})
+    for flavour in ("plain", "spiced"):
+        python = tmp_path / f"python-{flavour}"
+        python.write_text(f'#!/bin/sh\nFLAVOUR={flavour} exec {sys.executable} "$@"\n')
+        python.chmod(0o755)
+        capsys.readouterr()
+        assert run_cli("build", tmp_path / "cards", "--python", python, "--out", tmp_path / flavour) == 0
+        assert "snippets: 1 run, 0 cached" in capsys.readouterr().out, flavour
+        with zipfile.ZipFile(tmp_path / flavour / "d.apkg") as archive:
+            assert f"flavour {flavour}".encode() in archive.read("collection.anki2")
+
+
 def test_snippet_runs_again_when_the_interpreters_versions_change(tmp_path):
     # One interpreter path whose torch and numpy report other versions between builds, as after an upgrade:
     # a distribution's metadata earlier on sys.path wins over the installed one.
@@ -101,9 +132,12 @@ def test_snippet_runs_again_when_the_interpreters_versions_change(tmp_path):
             info = fake / f"{name}-{version}.dist-info"
             info.mkdir(parents=True)
             (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+        # The build runs in a fresh process (the versions are asked once per process), importing the
+        # deckbuild this test imports: under mutmut, the mutated copy in mutants/src.
+        own = str(Path(execute.__file__).resolve().parents[1])
         done = subprocess.run(
             [sys.executable, "-m", "deckbuild", "build", str(tmp_path / "cards"), "--python", str(python), "--out", str(tmp_path / out)],
-            capture_output=True, text=True, timeout=300,
+            capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": own},
         )
         assert done.returncode == 0, done.stderr
         return done.stdout
