@@ -13,6 +13,10 @@ from tests.conftest import run_cli, write_files
 
 QUOTE = "put the whole value in single quotes, or write it as a '|' block on the lines below"
 HEAD = "deck: D\ncards:\n  - id: x\n"
+SURROGATE = (
+    "double-quoted YAML turned this escape into half of a UTF-16 surrogate pair, which is not a character: "
+    "write the character itself, or one escape for it ('\\U0001F600')"
+)
 
 CASES = [
     ("double-quoted-frac", HEAD + '    q: "$\\frac{1}{2}$ and $\\theta$"\n    a: b\n',
@@ -21,6 +25,12 @@ CASES = [
      "a.yaml:5:10: error: double-quoted YAML turned '\\b' into a backspace: write TeX in a '|' block or in single quotes, where a backslash stays a backslash"),
     ("double-quoted-nabla-next-line", HEAD + '    q: "first line\n      then $\\nabla f$"\n    a: b\n',
      "a.yaml:5:13: error: double-quoted YAML turned '\\n' into a line break: write TeX in a '|' block or in single quotes, where a backslash stays a backslash"),
+    ("lone-surrogate", HEAD + '    q: "x \\ud800 y"\n    a: b\n',
+     f"a.yaml:4:11: error: {SURROGATE}"),
+    ("surrogate-pair-as-two-escapes", HEAD + '    q: ok\n    a: "\\U0001F600 is fine, \\ud83d\\ude00 is not"\n',
+     f"a.yaml:5:29: error: {SURROGATE}"),
+    ("md-front-matter-surrogate", {"a.md": '---\ndeck: "D\\udc00"\n---\n\n## Question?\nid: x\n\nAnswer.\n'},
+     f"a.md:2:9: error: {SURROGATE}"),
     ("tab-indent", "deck: D\ncards:\n\t- id: x\n",
      "a.yaml:3:1: error: YAML syntax error: a tab character: YAML indents with spaces only (and a tab cannot start a value)"),
     ("alias-star", HEAD + "    q: **3** is it\n    a: b\n",

@@ -583,12 +583,17 @@ _ESCAPES = {
 }
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE_ESCAPE = re.compile(r"\\(u[dD][89a-fA-F][0-9a-fA-F]{2}|U0000[dD][89a-fA-F][0-9a-fA-F]{2})")
+
+
 def _scalar_problem(node: yaml.ScalarNode, lines: list[str]) -> tuple[tuple[int, int], str] | None:
     """Return ``((line, col), message)`` (0-based, in ``lines``) if YAML changed a value silently.
 
-    Two traps: a double-quoted string turns ``\\f``, ``\\t``, ``\\b``, ``\\n`` ... into
-    control characters (``"$\\frac{1}{2}$"`` becomes a form feed and ``rac``), and a value
-    starting with ``&`` or ``!`` loses that word to a YAML anchor or tag.
+    Three traps: a double-quoted string turns ``\\f``, ``\\t``, ``\\b``, ``\\n`` ... into
+    control characters (``"$\\frac{1}{2}$"`` becomes a form feed and ``rac``) and ``\\ud800``
+    into a lone UTF-16 surrogate (not a character: UTF-8 cannot hold it, Unicode ch. 3 D76),
+    and a value starting with ``&`` or ``!`` loses that word to a YAML anchor or tag.
     """
     line, col = node.start_mark.line, node.start_mark.column
     first = lines[line][col : col + 1] if line < len(lines) else ""
@@ -600,6 +605,14 @@ def _scalar_problem(node: yaml.ScalarNode, lines: list[str]) -> tuple[tuple[int,
     end = node.end_mark
     raw = "\n".join(lines[line : end.line + 1])
     start = col
+    if _SURROGATE.search(node.value):  # "\ud83d\ude00" gives two halves, not one emoji: no text holds them
+        escape = _SURROGATE_ESCAPE.search(raw, start)
+        before = raw[: escape.start()] if escape else raw[:start]
+        at = (line + before.count("\n"), len(before) - (before.rfind("\n") + 1))
+        return at, (
+            "double-quoted YAML turned this escape into half of a UTF-16 surrogate pair, which is not a character: "
+            "write the character itself, or one escape for it ('\\U0001F600')"
+        )
     for match in re.finditer(r"\\(.)", raw[start:] if raw else ""):
         letter = match.group(1)
         if letter in _ESCAPES:

@@ -218,8 +218,11 @@ class NoteStore:
     next build. ``notetype_mods`` gives each note type's time (note type ID → epoch
     seconds); ``first_id`` the first note and card ID (milliseconds since the epoch, as
     Anki's IDs are). ``previous``, the last build's kept store (see :meth:`keep`), lends
-    its rows to :meth:`reuse`; it is read-only and checked, so a damaged or crafted one
-    only means nothing is reused. Raises :class:`PackageError` if the folder cannot be written.
+    its rows to :meth:`reuse`. It is opened read-only, runs nothing, and its structure is
+    checked, so a damaged one only means nothing is reused. A crafted one can, as a crafted
+    render cache can, give a note whose source did not change other field text; never
+    another GUID, note type, deck or card count, and never code that runs.
+    Raises :class:`PackageError` if the folder cannot be written.
     """
 
     def __init__(
