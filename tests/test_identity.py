@@ -50,6 +50,20 @@ def _build(root: Path, *extra: str) -> int:
     return run_cli("build", root / "cards", "--quiet", *extra)
 
 
+@pytest.fixture
+def clock(monkeypatch) -> list[float]:
+    """The builds' clock (epoch seconds), set by the test: ``clock[0] += 60`` is a minute later."""
+    now = [1_700_000_000.0]
+    monkeypatch.setattr("time.time", lambda: now[0])
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    return now
+
+
+def _edit_source(root: Path, old: str, new: str) -> None:
+    path = root / "cards" / "a.yaml"
+    path.write_text(path.read_text().replace(old, new))
+
+
 def test_guids_come_from_the_configured_namespace_and_follow_a_change_of_it(tmp_path, collection):
     write_files(tmp_path, {"cards/a.yaml": CARDS})
     assert _build(tmp_path) == 0  # no deckbuild.toml: the namespace is the top-level deck's
@@ -77,33 +91,24 @@ def test_guids_come_from_the_configured_namespace_and_follow_a_change_of_it(tmp_
     ],
     ids=["tags", "deck", "type"],
 )
-def test_a_note_whose_tags_deck_or_type_alone_change_gets_a_newer_time(edit, tmp_path, monkeypatch):
-    clock = [1_700_000_000.0]
-    monkeypatch.setattr("time.time", lambda: clock[0])
-    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+def test_a_note_whose_tags_deck_or_type_alone_change_gets_a_newer_time(edit, tmp_path, clock):
     write_files(tmp_path, {"cards/a.yaml": CARDS})
     assert _build(tmp_path) == 0
     before = _notes_in(tmp_path / "dist" / "top.apkg", tmp_path)
     assert {mod for _, mod, _ in before.values()} == {1_700_000_000}
     clock[0] += 60
-    path = tmp_path / "cards" / "a.yaml"
-    old, new = edit
-    path.write_text(path.read_text().replace(old, new))
+    _edit_source(tmp_path, *edit)
     assert _build(tmp_path) == 0
     after = _notes_in(tmp_path / "dist" / "top.apkg", tmp_path)
     assert {cid: mod for cid, (_, mod, _) in after.items()} == {"first": 1_700_000_060, "second": 1_700_000_060}
 
 
-def test_a_tag_edit_alone_reaches_the_collection(tmp_path, collection, monkeypatch):
-    clock = [1_700_000_000.0]
-    monkeypatch.setattr("time.time", lambda: clock[0])
-    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+def test_a_tag_edit_alone_reaches_the_collection(tmp_path, collection, clock):
     write_files(tmp_path, {"cards/a.yaml": CARDS})
     assert _build(tmp_path) == 0
     import_package(collection, tmp_path / "dist" / "top.apkg")
     clock[0] += 60
-    path = tmp_path / "cards" / "a.yaml"
-    path.write_text(path.read_text().replace("tags: [one]", "tags: [two]"))
+    _edit_source(tmp_path, "tags: [one]", "tags: [two]")
     assert _build(tmp_path) == 0
     log = import_package(collection, tmp_path / "dist" / "top.apkg")
     assert len(log.updated) == 2
