@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -60,3 +62,30 @@ def import_package(col: Collection, path: Path, **options):
     """Import ``path`` with Anki's own importer (default options unless given); return the log."""
     request = ImportAnkiPackageRequest(package_path=str(path), options=ImportAnkiPackageOptions(**options))
     return col.import_anki_package(request).log
+
+
+def pid_alive(pid: int) -> bool:
+    """Is process ``pid`` running? A killed child not yet reaped is a zombie: dead."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    stat = Path(f"/proc/{pid}/stat")
+    if stat.exists():  # a killed child not yet reaped by init is a zombie: dead
+        try:
+            return stat.read_text().split(") ", 1)[1][0] != "Z"
+        except (OSError, IndexError):
+            return False
+    return True
+
+
+def wait_dead(pid: int, seconds: float = 5.0) -> bool:
+    """Wait up to ``seconds`` for process ``pid`` to end; return whether it did."""
+    deadline = time.monotonic() + seconds
+    while pid_alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True

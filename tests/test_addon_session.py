@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from addon.session import NoPythonError, Session  # noqa: E402
+from tests.conftest import wait_dead  # noqa: E402
 
 
 class FakeWorker:
@@ -149,6 +150,7 @@ def test_close_closes_the_worker(clock):
 
 # --- the real runner, through the Session -------------------------------
 
+
 @pytest.fixture(scope="module")
 def real_session():
     from deckbuild import runner
@@ -181,17 +183,17 @@ def test_real_worker_recovers_after_a_timeout(real_session):
     assert again.ok and again.stdout == "fresh\n"
 
 
-def test_shutdown_does_not_wait_for_a_running_snippet(real_session):
+def test_shutdown_does_not_wait_for_a_running_snippet_and_ends_it(real_session, tmp_path):
     real_session.run("print('warm')\n", sys.executable, 60, 100_000)
     results = []
-    thread = threading.Thread(
-        target=lambda: results.append(real_session.run("import time\ntime.sleep(60)\n", sys.executable, 120, 100_000))
-    )
+    pid_file = tmp_path / "pid"
+    code = f"import os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\ntime.sleep(60)\n"
+    thread = threading.Thread(target=lambda: results.append(real_session.run(code, sys.executable, 120, 100_000)))
     thread.start()
-    deadline = time.monotonic() + 10
-    while not real_session.running and time.monotonic() < deadline:
+    deadline = time.monotonic() + 30
+    while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
         time.sleep(0.01)
-    time.sleep(0.3)
+    snippet = int(pid_file.read_text())
     start = time.perf_counter()
     real_session.shutdown()
     thread.join(20)
@@ -199,5 +201,7 @@ def test_shutdown_does_not_wait_for_a_running_snippet(real_session):
     assert not thread.is_alive()
     [result] = results
     assert result.error.startswith("WorkerCrash") and not result.timed_out
+    # the snippet's process group ends itself once its worker is gone
+    assert wait_dead(snippet), "the snippet went on running after Anki's profile closed"
     assert real_session._worker is None  # closed after the run: the next run starts a new one
     assert real_session.run("print('again')\n", sys.executable, 60, 100_000).stdout == "again\n"

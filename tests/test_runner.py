@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import pytest
 
 from deckbuild import runner
 from deckbuild.runner import RUNNER_VERSION, RunResult, Worker, WorkerError, find_python
+from tests.conftest import pid_alive, wait_dead
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_PYTHON = REPO / ".venv" / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
@@ -29,31 +32,6 @@ def light():
     """A worker without preloads (fast start) for the tests that kill it."""
     with Worker(PYTHON, preload=(), max_output_bytes=1000) as w:
         yield w
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    stat = Path(f"/proc/{pid}/stat")
-    if stat.exists():  # a killed child not yet reaped by init is a zombie: dead
-        try:
-            return stat.read_text().split(") ", 1)[1][0] != "Z"
-        except (OSError, IndexError):
-            return False
-    return True
-
-
-def _wait_dead(pid: int, seconds: float = 5.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while _pid_alive(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 # ---------------------------------------------------------------- basics
@@ -76,6 +54,8 @@ def test_runner_is_stdlib_only():
     The worker imports the plotting stack (matplotlib and its own dependencies numpy and
     Pillow) only inside the figure functions, which run only for a snippet that draws."""
     allowed = set(sys.stdlib_module_names) | {"__future__"}
+    if os.environ.get("MUTANT_UNDER_TEST"):  # the copy `make mutation` mutates imports mutmut's trampoline
+        allowed.add("mutmut")
     import ast
     for name in ("runner.py", "_worker.py"):
         tree = ast.parse((Path(runner.__file__).parent / name).read_text())
@@ -300,8 +280,8 @@ def test_timeout_kills_the_snippet_and_its_children_and_keeps_the_worker(light):
     assert r.timed_out and not r.ok and r.error is None
     assert 1.0 <= r.seconds < 5 and time.monotonic() - start < 10
     snippet_pid, child_pid = map(int, r.stdout.split())
-    assert _wait_dead(snippet_pid), "the snippet's process survived the timeout"
-    assert _wait_dead(child_pid), "snippet's child process survived the timeout"
+    assert wait_dead(snippet_pid), "the snippet's process survived the timeout"
+    assert wait_dead(child_pid), "snippet's child process survived the timeout"
     after = light.run("import os; print(os.getppid())")
     assert after.ok and int(after.stdout) == worker_pid == light.pid  # still warm
 
@@ -333,7 +313,7 @@ def test_worker_killed_between_runs_is_replaced(light):
     light.run("print(1)")
     pid = light.pid
     os.kill(pid, 9)
-    assert _wait_dead(pid)
+    assert wait_dead(pid)
     r = light.run("import os; print(os.getppid())")
     assert r.ok and int(r.stdout) != pid and light.pid != pid, r
 
@@ -342,7 +322,7 @@ def test_close_kills_process_and_allows_restart():
     w = Worker(PYTHON, preload=())
     pid = int(w.run("import os; print(os.getppid())").stdout)
     w.close()
-    assert w.pid is None and _wait_dead(pid)
+    assert w.pid is None and wait_dead(pid)
     w.close()  # idempotent
     assert w.run("print(5)").stdout == "5\n"
     w.close()
@@ -393,9 +373,9 @@ def test_bad_arguments(light):
 # ---------------------------------------------------------------- find_python
 
 def test_find_python_finds_venv():
-    found = find_python([str(VENV_PYTHON)])
+    found = find_python([PYTHON])
     assert found is not None
-    assert os.path.samefile(found, VENV_PYTHON)
+    assert os.path.samefile(found, PYTHON)
     assert os.path.isabs(found)
 
 
@@ -403,7 +383,7 @@ def test_find_python_skips_bogus(tmp_path):
     assert find_python(["/definitely/not/python", str(tmp_path / "nope"),
                         "no-such-python-xyz-123"]) is None
     # first working candidate wins, bogus ones before it are skipped
-    assert find_python(["/definitely/not/python", str(VENV_PYTHON)]) is not None
+    assert find_python(["/definitely/not/python", PYTHON]) is not None
 
 # The default candidates, and an interpreter without torch: tests/test_regressions.py.
 
@@ -447,14 +427,98 @@ def test_each_snippet_runs_in_its_own_empty_folder_removed_after_it(worker):
 def test_a_child_process_a_snippet_leaves_running_is_ended(light):
     r = light.run("import subprocess, sys\nchild = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\nprint(child.pid)")
     assert r.ok
-    assert _wait_dead(int(r.stdout)), "the snippet's child process outlived its card"
+    assert wait_dead(int(r.stdout)), "the snippet's child process outlived its card"
 
 
+OPEN_FDS = "import os\nfor fd in sorted(map(int, os.listdir('/proc/self/fd'))):\n    try:\n        print(fd, os.readlink(f'/proc/self/fd/{fd}'))\n    except OSError:\n        pass\n"
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")
 def test_the_snippet_cannot_write_into_the_protocol(light):
-    # fds 3 and 4 were the worker's protocol pipes; in the snippet's process they are closed
+    # The worker's protocol pipes (the other ends of the runner's pipes to its stdin and
+    # stdout) are closed in the snippet's process: no fd of it is either pipe.
+    light.start()
+    proc = light._process.proc
+    protocol = {os.readlink(f"/proc/self/fd/{f.fileno()}") for f in (proc.stdin, proc.stdout)}
+    assert all(p.startswith("pipe:") for p in protocol)
+    r = light.run(OPEN_FDS)
+    assert r.ok and r.stdout
+    held = {line.split(" ", 1)[1] for line in r.stdout.splitlines()}
+    assert not held & protocol, r.stdout
+    # Writing to fds 3 and 4, where the protocol pipes sat in the worker, does nothing either.
     r = light.run("import os\nfor fd in (3, 4):\n    try:\n        os.write(fd, b'\\x00\\x00\\x00\\x02{}')\n    except OSError as e:\n        print(fd, e.errno)\n")
     assert r.ok
     assert light.run("print('fine')").stdout == "fine\n"
+
+
+FORGE = """import json, os, stat
+def frame(obj):
+    body = json.dumps(obj).encode()
+    return len(body).to_bytes(4, "big") + body
+for fd in sorted(map(int, os.listdir('/proc/self/fd'))):
+    if fd > 2 and os.path.exists(f'/proc/self/fd/{fd}') and stat.S_ISFIFO(os.fstat(fd).st_mode):
+        for forged in ({"op": "protocol-error", "message": "forged"}, {"op": "hello"},
+                       {"op": "out", "id": 10**6, "stream": "stdout", "data": "FORGED"}):
+            try:
+                os.write(fd, frame(forged))
+            except OSError:
+                pass
+print("sent")
+"""
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")
+def test_frames_a_snippet_forges_on_its_own_pipe_are_dropped(light):
+    # The snippet's process reports through a private pipe that it can find and write to;
+    # the worker passes on only this run's "out" and "done" frames.
+    r = light.run(FORGE)
+    assert (r.stdout, r.error, r.timed_out) == ("sent\n", None, False)
+    assert light.run("print('fine')").stdout == "fine\n"
+
+
+def _snippet_pid(path: Path, seconds: float = 30.0) -> int:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if path.exists() and path.read_text():
+            return int(path.read_text())
+        time.sleep(0.02)
+    raise AssertionError("the snippet never started")
+
+
+def _spin(path: Path) -> str:
+    """A snippet that records its pid and then runs forever without printing."""
+    return f"import os\nopen({str(path)!r}, 'w').write(str(os.getpid()))\nwhile True:\n    pass\n"
+
+
+def test_a_snippet_ends_when_its_worker_is_killed_mid_run(tmp_path):
+    # What the add-on does when Anki's profile closes during a run: kill the worker's process
+    # group. The snippet runs in a group of its own, and must not go on running without it.
+    pid_file = tmp_path / "pid"
+    with Worker(PYTHON, preload=()) as w:
+        w.start()
+        results = []
+        thread = threading.Thread(target=lambda: results.append(w.run(_spin(pid_file), timeout=60)))
+        thread.start()
+        snippet = _snippet_pid(pid_file)
+        os.killpg(w.pid, signal.SIGKILL)
+        thread.join(20)
+        assert results and results[0].error.startswith("WorkerCrash")
+        assert wait_dead(snippet), "the snippet outlived its worker"
+
+
+def test_an_interrupt_during_a_run_ends_the_snippet(tmp_path):
+    pid_file = tmp_path / "pid"
+    found = []
+
+    def interrupt() -> None:
+        found.append(_snippet_pid(pid_file))
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C
+
+    with pytest.raises(KeyboardInterrupt):
+        with Worker(PYTHON, preload=()) as w:
+            threading.Thread(target=interrupt, daemon=True).start()
+            w.run(_spin(pid_file), timeout=60)
+    assert found and wait_dead(found[0], 2.0), "the snippet outlived an interrupted run"
 
 
 def test_an_exception_comes_with_its_class_and_bases_as_the_traceback_names_them(worker):

@@ -269,22 +269,41 @@ class CapturedText(io.TextIOBase):
             raise ValueError("I/O operation on closed file.")
 
 
-class Flusher(threading.Thread):
-    """Background thread sending the current run's output every FLUSH_INTERVAL."""
+def end_own_group():
+    """Kill this process's group (a snippet's process and whatever it started), this process last."""
+    try:
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+    finally:
+        os._exit(70)
 
-    def __init__(self):
+
+class Flusher(threading.Thread):
+    """Background thread sending the current run's output every FLUSH_INTERVAL.
+
+    In a snippet's forked process, ``worker`` is the pid of the worker that forked it: once
+    that worker is gone (killed, say, with its own process group, which this one is not in),
+    the snippet's process group ends itself within FLUSH_INTERVAL, so no snippet outlives
+    its worker, even one that never prints.
+    """
+
+    def __init__(self, worker=None):
         super(Flusher, self).__init__(name="deckbuild-flusher", daemon=True)
         self.current = None
+        self.worker = worker
 
     def run(self):
         while True:
             time.sleep(FLUSH_INTERVAL)
+            if self.worker is not None and os.getppid() != self.worker:
+                end_own_group()
             capture = self.current
             if capture is not None:
                 try:
                     capture.flush()
-                except OSError:
-                    return  # parent went away
+                except OSError:  # parent went away
+                    if self.worker is not None:
+                        end_own_group()
+                    return
 
 
 # --------------------------------------------------------------------------
@@ -664,6 +683,7 @@ class Worker(object):
             self.run_here(msg)
             return
         read_end, write_end = os.pipe()
+        worker = os.getpid()
         pid = os.fork()
         if pid == 0:  # the snippet's process
             status = 70
@@ -673,7 +693,7 @@ class Worker(object):
                 os.close(self.channel.fd_out)
                 os.setpgid(0, 0)
                 self.channel = Channel(None, write_end)
-                self.flusher = Flusher()
+                self.flusher = Flusher(worker)
                 self.flusher.start()
                 self.run_here(msg)
                 status = 0

@@ -21,7 +21,9 @@ What a run guarantees
   signal handlers and alarms, threads, module state of libraries) dies with
   its process and never reaches the next; the child leads its own process
   group, which is killed when it ends, so child processes it left behind go
-  too (unless they started a session of their own). Every snippet also runs
+  too (unless they started a session of their own). If the worker dies while a
+  snippet runs (killed with its own group, which the snippet's is not part of),
+  the snippet's group ends itself within 0.1 s. Every snippet also runs
   as a fresh ``__main__`` module, in a new empty working folder of its own
   (inside the worker's temporary folder), removed when the run ends, so a
   file one snippet writes is never seen by the next. (On Windows, without
