@@ -133,11 +133,12 @@ def test_snippet_runs_again_when_the_interpreters_versions_change(tmp_path):
             info.mkdir(parents=True)
             (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
         # The build runs in a fresh process (the versions are asked once per process), importing the
-        # deckbuild this test imports: under mutmut, the mutated copy in mutants/src.
-        own = str(Path(execute.__file__).resolve().parents[1])
+        # deckbuild this test imports: under mutmut, the mutated copy in mutants/src, run from mutants/
+        # (where the mutated copy finds mutmut's settings).
+        own = Path(execute.__file__).resolve().parents[1]
         done = subprocess.run(
             [sys.executable, "-m", "deckbuild", "build", str(tmp_path / "cards"), "--python", str(python), "--out", str(tmp_path / out)],
-            capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": own},
+            capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(own)}, cwd=own.parent,
         )
         assert done.returncode == 0, done.stderr
         return done.stdout
