@@ -506,7 +506,16 @@ def test_a_snippet_ends_when_its_worker_is_killed_mid_run(tmp_path):
         assert wait_dead(snippet), "the snippet outlived its worker"
 
 
-def test_an_interrupt_during_a_run_ends_the_snippet(tmp_path):
+@pytest.fixture
+def ctrl_c():
+    """Python's own Ctrl-C handler, even where the suite started with SIGINT ignored (as a
+    shell's background job does)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_an_interrupt_during_a_run_ends_the_snippet(tmp_path, ctrl_c):
     pid_file = tmp_path / "pid"
     found = []
 
