@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -167,6 +168,25 @@ def test_an_unchanged_rebuild_reads_no_card_and_an_edit_is_seen(project, tmp_pat
     assert again.report.up_to_date and again.report.notes == 3
     monkeypatch.setattr(build_module, "load", real_load)
     _edit(cards / "facts.yaml", "What is two?", "What is 2?")
+    assert not build_module.build(options).report.up_to_date
+
+
+@pytest.mark.parametrize("changed", ["build.py", "templates/card.css", "vendor/LICENSE-a-new-file"])
+def test_a_change_to_any_of_deckbuilds_own_files_rebuilds(project, tmp_path, monkeypatch, changed):
+    # As after an upgrade of deckbuild: its code, templates, CSS and vendored files are all
+    # inputs of the packages, so "nothing changed" must not hold. The build reads its own
+    # files from where build.py lies: here a copy of the package.
+    copy = tmp_path / "pkg" / "deckbuild"
+    shutil.copytree(Path(build_module.__file__).parent, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(build_module, "__file__", str(copy / "build.py"))
+    cards = project({"facts.yaml": FACTS})
+    options = build_module.BuildOptions(sources=(cards,), out_dir=tmp_path / "dist", cache_dir=tmp_path / "cache")
+    build_module.build(options)
+    assert build_module.build(options).report.up_to_date
+    target = copy / changed
+    assert target.exists() or changed.endswith("new-file")
+    with open(target, "a", encoding="utf-8") as f:
+        f.write("\n")
     assert not build_module.build(options).report.up_to_date
 
 

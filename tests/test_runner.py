@@ -216,8 +216,9 @@ def test_syntax_error_line(worker):
 
 def test_system_exit(worker):
     assert worker.run("import sys\nprint('a')\nsys.exit(0)\nprint('b')").stdout == "a\n"
-    r = worker.run("import sys\nsys.exit(3)")
-    assert not r.ok and "SystemExit: 3" in r.error and r.error_line == 2
+    for code in (1, 3, "bye"):  # only 0 and None are a success, as for the exit status of a script
+        r = worker.run(f"import sys\nsys.exit({code!r})")
+        assert not r.ok and f"SystemExit: {code}" in r.error and r.error_line == 2
 
 
 def test_input_gets_eof(worker):
