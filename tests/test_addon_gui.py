@@ -4,6 +4,7 @@ attacks run in real Anki in tests/e2e)."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -14,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aqt.reviewer import Reviewer, ReviewerBottomBar  # noqa: E402
 
-from addon import gui  # noqa: E402
+from addon import gui, policy  # noqa: E402
 
 CODE_TYPE = {"id": 1738400004, "name": "deckbuild Code", "flds": [{"name": "Code"}, {"name": "Output"}]}
 QA_TYPE = {"id": 1738400001, "name": "deckbuild Q&A", "flds": [{"name": "Question"}]}
@@ -131,3 +132,59 @@ def test_a_note_changed_since_display_runs_nothing(monkeypatch, displayed):
     gui.start("run", CODE_CARD, web)
     [js] = web.js
     assert "nothing ran" in js and 'data-card=\\"99\\"' in js
+
+
+# --- the confirmation dialog, a real Qt dialog (offscreen) ---------------------------------
+
+@pytest.fixture(scope="module")
+def confirm_dialog():
+    """A new ConfirmDialog for a deck whose name holds markup, shown offscreen."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from aqt.qt import QApplication
+
+    app = QApplication.instance() or QApplication(["deckbuild-tests"])
+    origin = policy.Origin(notetype_id=1738400004, deck_id=5, deck_name="<b>Shared</b>::<i>Deck</i>", note_id=7, note_label="<a href='x'>c1</a>")
+    conf, _ = policy.check_config(None)
+
+    def make():
+        dialog = gui.ConfirmDialog("print('hi')\n", origin, conf, None)
+        dialog.show()
+        app.processEvents()
+        return dialog
+
+    return make
+
+
+@pytest.mark.parametrize("key", ["Return", "Enter", "Escape"])
+def test_a_stray_key_in_the_confirmation_cancels_it(confirm_dialog, key):
+    # Run is never the default button: Enter, pressed on any widget of the dialog, cancels.
+    from aqt.qt import QDialog, Qt
+    from PyQt6.QtTest import QTest
+
+    for name in ("code_view", "trust_check", None):
+        dialog = confirm_dialog()
+        QTest.keyClick(getattr(dialog, name) if name else dialog, getattr(Qt.Key, f"Key_{key}"))
+        assert not dialog.isVisible() and dialog.result() == QDialog.DialogCode.Rejected, (key, name)
+
+
+def test_only_a_click_on_run_accepts_the_confirmation(confirm_dialog):
+    from aqt.qt import QDialog, Qt
+    from PyQt6.QtTest import QTest
+
+    dialog = confirm_dialog()
+    QTest.mouseClick(dialog.run_button, Qt.MouseButton.LeftButton)
+    assert dialog.result() == QDialog.DialogCode.Accepted
+    dialog = confirm_dialog()
+    QTest.mouseClick(dialog.cancel_button, Qt.MouseButton.LeftButton)
+    assert dialog.result() == QDialog.DialogCode.Rejected
+
+
+def test_the_confirmation_shows_deck_and_note_names_as_text_never_as_markup(confirm_dialog):
+    # A shared deck names itself: its name must not format, hide or link anything in the question.
+    from aqt.qt import Qt
+
+    dialog = confirm_dialog()
+    assert dialog.label.textFormat() == Qt.TextFormat.PlainText
+    assert "<b>Shared</b>::<i>Deck</i>" in dialog.label.text() and "<a href='x'>c1</a>" in dialog.label.text()
+    assert dialog.label.openExternalLinks() is False
+    assert "<b>Shared</b>::<i>Deck</i>" in dialog.trust_check.text()  # a check box never renders markup
