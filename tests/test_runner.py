@@ -456,10 +456,11 @@ FORGE = """import json, os, stat
 def frame(obj):
     body = json.dumps(obj).encode()
     return len(body).to_bytes(4, "big") + body
-for fd in sorted(map(int, os.listdir('/proc/self/fd'))):
-    if fd > 2 and os.path.exists(f'/proc/self/fd/{fd}') and stat.S_ISFIFO(os.fstat(fd).st_mode):
-        for forged in ({"op": "protocol-error", "message": "forged"}, {"op": "hello"},
-                       {"op": "out", "id": 10**6, "stream": "stdout", "data": "FORGED"}):
+pipes = [fd for fd in sorted(map(int, os.listdir('/proc/self/fd')))
+         if fd > 2 and os.path.exists(f'/proc/self/fd/{fd}') and stat.S_ISFIFO(os.fstat(fd).st_mode)]
+for fd in pipes:
+    for run_id in range(1, 100):  # the run's id is not told to the snippet: every likely one
+        for forged in FORGED(run_id):
             try:
                 os.write(fd, frame(forged))
             except OSError:
@@ -471,9 +472,20 @@ print("sent")
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")
 def test_frames_a_snippet_forges_on_its_own_pipe_are_dropped(light):
     # The snippet's process reports through a private pipe that it can find and write to;
-    # the worker passes on only this run's "out" and "done" frames.
-    r = light.run(FORGE)
+    # the worker passes on only "out" and "done" frames, never a protocol error or a hello.
+    forged = 'def FORGED(i):\n    return [{"op": "protocol-error", "id": i, "message": "forged"}, {"op": "hello", "id": i}, {"op": "started", "id": i}]\n'
+    r = light.run(forged + FORGE)
     assert (r.stdout, r.error, r.timed_out) == ("sent\n", None, False)
+    assert light.run("print('fine')").stdout == "fine\n"
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")
+def test_a_snippet_cannot_put_output_into_the_next_cards_run(light):
+    # A forged "done" for its own run (which ends its own run: its own business), then output
+    # for the run after it: the worker passes on only frames of the run in progress.
+    forged = 'def FORGED(i):\n    return [{"op": "done", "id": i, "error": None, "seconds": 0.0, "truncated": {}}, {"op": "out", "id": i + 1, "stream": "stdout", "data": "FORGED "}]\n'
+    light.run(forged + FORGE)
+    assert light.run("print('fine')").stdout == "fine\n"
     assert light.run("print('fine')").stdout == "fine\n"
 
 
