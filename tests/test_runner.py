@@ -505,18 +505,22 @@ def _spin(path: Path) -> str:
 
 def test_a_snippet_ends_when_its_worker_is_killed_mid_run(tmp_path):
     # What the add-on does when Anki's profile closes during a run: kill the worker's process
-    # group. The snippet runs in a group of its own, and must not go on running without it.
-    pid_file = tmp_path / "pid"
+    # group. The snippet runs in a group of its own, and neither it nor a process it started
+    # may go on running without the worker.
+    pid_file, child_file = tmp_path / "pid", tmp_path / "child"
+    leave_a_child = f"import subprocess, sys\nopen({str(child_file)!r}, 'w').write(str(subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']).pid))\n"
     with Worker(PYTHON, preload=()) as w:
         w.start()
         results = []
-        thread = threading.Thread(target=lambda: results.append(w.run(_spin(pid_file), timeout=60)))
+        thread = threading.Thread(target=lambda: results.append(w.run(leave_a_child + _spin(pid_file), timeout=60)))
         thread.start()
         snippet = _snippet_pid(pid_file)
+        child = _snippet_pid(child_file)
         os.killpg(w.pid, signal.SIGKILL)
         thread.join(20)
         assert results and results[0].error.startswith("WorkerCrash")
         assert wait_dead(snippet), "the snippet outlived its worker"
+        assert wait_dead(child), "a process the snippet started outlived its worker"
 
 
 @pytest.fixture
