@@ -348,6 +348,36 @@ def test_an_interrupt_right_after_the_worker_folder_is_made_leaves_no_folder(tmp
     assert made and list(tmp_path.iterdir()) == []
 
 
+PROBE_STARTUP = (
+    "import os, sys\n"
+    "print(sys.flags)\nprint(sys.warnoptions)\nprint(sys.breakpointhook is sys.__breakpointhook__)\n"
+    "print(sorted((k, v) for k, v in os.environ.items() if k.startswith(('PYTHON', '__PYVENV'))))\n"
+    "try:\n    assert False\nexcept AssertionError:\n    print('asserts on')\n"
+)
+
+
+def test_the_environment_cannot_change_how_the_worker_python_starts(tmp_path, monkeypatch):
+    # Variables that point Python at another installation, run a file at start, or change
+    # flags, warnings and asserts: each one set in the environment deckbuild (or Anki) runs
+    # in, yet a snippet sees what it sees without them.
+    with Worker(PYTHON, preload=()) as w:
+        clean = w.run(PROBE_STARTUP)
+    assert clean.ok and "asserts on" in clean.stdout
+    startup = tmp_path / "startup.py"
+    startup.write_text("print('STARTUP FILE RAN')\n")
+    hostile = {
+        "PYTHONHOME": str(tmp_path / "no-such-home"), "PYTHONEXECUTABLE": str(tmp_path / "python"),
+        "__PYVENV_LAUNCHER__": str(tmp_path / "python"), "PYTHONSTARTUP": str(startup),
+        "PYTHONINSPECT": "1", "PYTHONWARNINGS": "error", "PYTHONDEVMODE": "1",
+        "PYTHONOPTIMIZE": "2", "PYTHONSAFEPATH": "1", "PYTHONBREAKPOINT": "os.abort",
+    }
+    for key, value in hostile.items():
+        monkeypatch.setenv(key, value)
+    with Worker(PYTHON, preload=()) as w:
+        seen = w.run(PROBE_STARTUP)
+    assert (seen.stdout, seen.stderr, seen.error) == (clean.stdout, clean.stderr, None)
+
+
 def test_worker_error_for_missing_interpreter(tmp_path):
     with pytest.raises(WorkerError):
         Worker(str(tmp_path / "no-such-python")).run("print(1)")
