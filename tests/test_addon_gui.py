@@ -188,3 +188,55 @@ def test_the_confirmation_shows_deck_and_note_names_as_text_never_as_markup(conf
     assert "<b>Shared</b>::<i>Deck</i>" in dialog.label.text() and "<a href='x'>c1</a>" in dialog.label.text()
     assert dialog.label.openExternalLinks() is False
     assert "<b>Shared</b>::<i>Deck</i>" in dialog.trust_check.text()  # a check box never renders markup
+
+
+def _answer_the_dialog(tick: bool, button: str) -> list[str]:
+    """Once the confirmation is up, tick "Trust deck" or not and click a button; returns the
+    dialogs seen (none if nothing asked)."""
+    from aqt.qt import QApplication, Qt, QTimer
+    from PyQt6.QtTest import QTest
+
+    seen: list[str] = []
+
+    def answer() -> None:
+        dialog = QApplication.activeModalWidget()
+        if dialog is None:
+            QTimer.singleShot(10, answer)
+            return
+        seen.append(dialog.objectName())
+        dialog.trust_check.setChecked(tick)
+        QTest.mouseClick(getattr(dialog, f"{button}_button"), Qt.MouseButton.LeftButton)
+
+    QTimer.singleShot(0, answer)
+    return seen
+
+
+def test_a_deck_is_trusted_only_when_the_box_is_ticked_and_run_clicked(confirm_dialog, collection, monkeypatch):
+    # confirm() with a real collection's config and a real modal dialog: Run alone trusts
+    # nothing (the next card asks again), Run with the box ticked trusts this deck only.
+    from aqt.qt import QWidget
+
+    window = QWidget()
+    window.col = collection
+    monkeypatch.setattr(gui, "mw", window)
+    conf, _ = policy.check_config(None)
+    here = policy.Origin(notetype_id=1738400004, deck_id=5, deck_name="Shared", note_id=7, note_label="c1")
+    other = policy.Origin(notetype_id=1738400004, deck_id=6, deck_name="Other", note_id=8, note_label="c2")
+
+    seen = _answer_the_dialog(tick=False, button="run")
+    assert gui.confirm("print(1)\n", here, conf) is True and seen == ["deckbuild-confirm"]
+    assert policy.trusted_keys(collection.get_config(policy.TRUST_CONFIG_KEY, None)) == frozenset()
+
+    seen = _answer_the_dialog(tick=True, button="cancel")
+    assert gui.confirm("print(1)\n", here, conf) is False and seen == ["deckbuild-confirm"]
+    assert policy.trusted_keys(collection.get_config(policy.TRUST_CONFIG_KEY, None)) == frozenset()
+
+    seen = _answer_the_dialog(tick=True, button="run")
+    assert gui.confirm("print(1)\n", here, conf) is True and seen == ["deckbuild-confirm"]
+    assert policy.trusted_keys(collection.get_config(policy.TRUST_CONFIG_KEY, None)) == {here.trust_key}
+
+    with monkeypatch.context() as m:  # trusted: no dialog
+        m.setattr(gui.ConfirmDialog, "exec", lambda self: pytest.fail("a trusted deck was asked again"))
+        assert gui.confirm("print(1)\n", here, conf) is True
+    seen = _answer_the_dialog(tick=False, button="cancel")
+    assert gui.confirm("print(1)\n", other, conf) is False and seen == ["deckbuild-confirm"]  # another deck still asks
