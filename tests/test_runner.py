@@ -378,6 +378,25 @@ def test_the_environment_cannot_change_how_the_worker_python_starts(tmp_path, mo
     assert (seen.stdout, seen.stderr, seen.error) == (clean.stdout, clean.stderr, None)
 
 
+def test_snippets_run_with_the_documented_fixed_environment_whatever_it_was(monkeypatch):
+    # runner.py promises PYTHONHASHSEED=0 (str hashes, set order), UTF-8 mode, one BLAS and
+    # OpenMP thread (float sums in a fixed order) and the Agg backend, overriding the caller's.
+    for key, value in {"PYTHONHASHSEED": "random", "PYTHONUTF8": "0", "OMP_NUM_THREADS": "8", "MKL_NUM_THREADS": "8",
+                       "OPENBLAS_NUM_THREADS": "8", "VECLIB_MAXIMUM_THREADS": "8", "NUMEXPR_NUM_THREADS": "8",
+                       "MPLBACKEND": "TkAgg"}.items():
+        monkeypatch.setenv(key, value)
+    code = ("import os, sys\nprint(sys.flags.hash_randomization, sys.flags.utf8_mode, hash('deckbuild'))\n"
+            "print([os.environ.get(k) for k in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS', 'OPENBLAS_NUM_THREADS', "
+            "'VECLIB_MAXIMUM_THREADS', 'NUMEXPR_NUM_THREADS', 'MPLBACKEND')])\n")
+    with Worker(PYTHON, preload=()) as w:
+        first = w.run(code).stdout.splitlines()
+    with Worker(PYTHON, preload=()) as w:
+        second = w.run(code).stdout.splitlines()
+    assert first == second  # the same str hash in two workers: no hash randomisation
+    assert first[0].split()[:2] == ["0", "1"]
+    assert first[1] == "['1', '1', '1', '1', '1', 'agg']"
+
+
 def test_worker_error_for_missing_interpreter(tmp_path):
     with pytest.raises(WorkerError):
         Worker(str(tmp_path / "no-such-python")).run("print(1)")
