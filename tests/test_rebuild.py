@@ -7,8 +7,10 @@ package carries a manifest of its notes; removed cards are reported.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import sys
 import shutil
 import zipfile
 from pathlib import Path
@@ -187,6 +189,26 @@ def test_a_change_to_any_of_deckbuilds_own_files_rebuilds(project, tmp_path, mon
     assert target.exists() or changed.endswith("new-file")
     with open(target, "a", encoding="utf-8") as f:
         f.write("\n")
+    assert not build_module.build(options).report.up_to_date
+
+
+@pytest.mark.parametrize("change", ["SOURCE_DATE_EPOCH", "timestamp", "strict", "run_code", "python", "guid_namespace", "math"])
+def test_a_changed_option_or_source_date_epoch_is_never_up_to_date(project, tmp_path, monkeypatch, change):
+    # Each of these changes what the packages hold (times, GUIDs, MathML, baked output) or
+    # whether the build may pass, so "nothing changed" must not hold across it.
+    cards = project({"facts.yaml": FACTS})
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    options = build_module.BuildOptions(sources=(cards,), out_dir=tmp_path / "dist", cache_dir=tmp_path / "cache")
+    build_module.build(options)
+    assert build_module.build(options).report.up_to_date
+    if change == "SOURCE_DATE_EPOCH":
+        monkeypatch.setenv("SOURCE_DATE_EPOCH", "1800000000")
+    else:
+        other = {"timestamp": 1750000000, "strict": True, "run_code": False, "python": str(tmp_path / "python"),
+                 "guid_namespace": "another namespace", "math": "latex2mathml"}[change]
+        if change == "python":
+            os.symlink(sys.executable, other)
+        options = dataclasses.replace(options, **{change: other})
     assert not build_module.build(options).report.up_to_date
 
 
