@@ -212,6 +212,34 @@ def test_a_changed_option_or_source_date_epoch_is_never_up_to_date(project, tmp_
     assert not build_module.build(options).report.up_to_date
 
 
+@pytest.mark.parametrize("library", ["math engine", "genanki"])
+def test_a_new_version_of_the_renderer_or_packager_is_never_up_to_date(project, tmp_path, monkeypatch, library):
+    # As after `pip install -U latex2mathml` (or mini-racer, or genanki): the packages' bytes
+    # may change with no change to the cards or to deckbuild.
+    cards = project({"facts.yaml": FACTS})
+    options = build_module.BuildOptions(sources=(cards,), out_dir=tmp_path / "dist", cache_dir=tmp_path / "cache", math="latex2mathml")
+    build_module.build(options)
+    assert build_module.build(options).report.up_to_date
+    if library == "genanki":
+        real_version = build_module.metadata.version
+        monkeypatch.setattr(build_module.metadata, "version", lambda name: "99.0" if name == "genanki" else real_version(name))
+    else:
+        real_engine = build_module.engine
+
+        class Upgraded:
+            def __init__(self, inner):
+                self.inner = inner
+
+            def __getattr__(self, name):
+                return getattr(self.inner, name)
+
+            def version(self):
+                return self.inner.version() + " upgraded"
+
+        monkeypatch.setattr(build_module, "engine", lambda name: Upgraded(real_engine(name)))
+    assert not build_module.build(options).report.up_to_date
+
+
 def test_sources_whose_digest_cannot_be_taken_are_always_built(project, tmp_path, monkeypatch, collection):
     # As when an image file beside the cards cannot be read: the build itself can go on (no
     # card shows the image), but "nothing changed" cannot be known, so it is never assumed.
