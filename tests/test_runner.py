@@ -581,6 +581,22 @@ def ctrl_c():
     signal.signal(signal.SIGINT, previous)
 
 
+def test_a_worker_that_stops_answering_is_a_timeout_and_is_replaced(light, tmp_path):
+    # The worker itself ends a snippet at its timeout; if the worker hangs (here: stopped), the
+    # runner's own guard, 5 s later, reports the run as timed out, kills the worker and its
+    # snippet, and the next run starts a fresh worker.
+    pid_file = tmp_path / "pid"
+    light.start()
+    hung = light.pid
+    stopper = threading.Thread(target=lambda: (_snippet_pid(pid_file), os.kill(hung, signal.SIGSTOP)))
+    stopper.start()
+    r = light.run(_spin(pid_file), timeout=2)
+    stopper.join()
+    assert (r.timed_out, r.error) == (True, None)
+    assert wait_dead(hung) and wait_dead(int(pid_file.read_text()))
+    assert light.run("print('fresh')").stdout == "fresh\n" and light.pid != hung
+
+
 def test_an_interrupt_during_a_run_ends_the_snippet(tmp_path, ctrl_c):
     pid_file = tmp_path / "pid"
     found = []
