@@ -112,6 +112,14 @@ class Temml(MathEngine):
         if os.getpid() == pid:
             context.close()
 
+    def close(self) -> None:
+        """Close this process's V8 context, if one is open (the next conversion opens a new
+        one). Call it from the thread that converted: V8 freed from another thread at exit,
+        after that thread ended, can crash the process (seen with ``deckbuild preview``)."""
+        context, self._context = self._context, None
+        if context is not None:
+            self._close(context, self._pid)
+
     def _convert_many(self, formulas):
         if not formulas:
             return []
@@ -231,6 +239,13 @@ def engine(name: str = DEFAULT_ENGINE) -> MathEngine:
     if name not in _ENGINES:
         _ENGINES[name] = Temml() if name == "temml" else Latex2Mathml()
     return _ENGINES[name]
+
+
+def close_engines() -> None:
+    """Close every math engine this process opened (see :meth:`Temml.close`)."""
+    for opened in _ENGINES.values():
+        if isinstance(opened, Temml):
+            opened.close()
 
 
 def convert_many(formulas: Sequence[tuple[str, bool]], engine_name: str = DEFAULT_ENGINE) -> list[str | LatexProblem]:

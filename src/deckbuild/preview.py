@@ -37,6 +37,7 @@ from pathlib import Path
 
 from deckbuild import history
 from deckbuild.build import BuildOptions, build
+from deckbuild.latex import close_engines
 from deckbuild.cache import Cache
 from deckbuild.errors import BuildFailed, DeckbuildError, Diagnostic
 
@@ -226,8 +227,9 @@ class Previewer:
         return path if path.parent == self.media_dir and path.is_file() else None
 
     def close(self) -> None:
-        """Close the collection and delete the temporary folder."""
+        """Close the collection, the math engine this thread used, and delete the temporary folder."""
         self.collection.close()
+        close_engines()
         self._tmp.cleanup()
 
 
