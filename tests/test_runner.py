@@ -593,6 +593,7 @@ def test_a_worker_that_stops_answering_is_a_timeout_and_is_replaced(light, tmp_p
     r = light.run(_spin(pid_file), timeout=2)
     stopper.join()
     assert (r.timed_out, r.error) == (True, None)
+    assert 2 + 5 <= r.seconds < 60  # the snippet's timeout and the guard's grace, in seconds
     assert wait_dead(hung) and wait_dead(int(pid_file.read_text()))
     assert light.run("print('fresh')").stdout == "fresh\n" and light.pid != hung
 
