@@ -140,6 +140,31 @@ def test_runs_are_serialized_and_idle_check_never_waits(clock):
     assert FakeWorker.started[0].runs == [("slow", 5)]
 
 
+def test_shutdown_while_the_worker_is_still_starting_neither_raises_nor_waits(clock):
+    # A worker that has no process yet (pid None: the interpreter is still starting) when
+    # Anki's profile closes: nothing to kill; the worker is closed once its run returns.
+    gate = threading.Event()
+    inside = threading.Event()
+
+    class Starting(FakeWorker):
+        pid = None
+
+        def run(self, code, timeout):
+            inside.set()
+            gate.wait(5)
+            return super().run(code, timeout)
+
+    session = Session(Starting, lambda: None, clock)
+    thread = threading.Thread(target=session.run, args=("slow", "/py", 5, 100))
+    thread.start()
+    assert inside.wait(5)
+    session.shutdown()
+    assert session.running and not FakeWorker.started[0].closed
+    gate.set()
+    thread.join(5)
+    assert FakeWorker.started[0].closed and session._worker is None
+
+
 def test_close_closes_the_worker(clock):
     session, _ = make(clock)
     session.close()  # nothing started: fine
