@@ -598,6 +598,12 @@ def test_a_worker_that_stops_answering_is_a_timeout_and_is_replaced(light, tmp_p
     assert light.run("print('fresh')").stdout == "fresh\n" and light.pid != hung
 
 
+def test_an_error_inside_the_block_of_a_worker_never_started_is_the_error_raised():
+    with pytest.raises(ValueError, match="the caller's own"):
+        with Worker(PYTHON, preload=()):
+            raise ValueError("the caller's own")
+
+
 def test_an_interrupt_during_a_run_ends_the_snippet(tmp_path, ctrl_c):
     pid_file = tmp_path / "pid"
     found = []
