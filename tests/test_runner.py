@@ -538,6 +538,25 @@ def test_a_snippet_cannot_put_output_into_the_next_cards_run(light):
     assert light.run("print('fine')").stdout == "fine\n"
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")
+def test_output_a_snippet_forges_for_its_own_run_is_capped_and_kept_valid_text(light):
+    # Frames for its own run pass the worker (they are its own output), but skip the worker's
+    # cap: the runner caps them again, and text the worker would never send (a lone surrogate
+    # from a JSON escape) is kept as an escape rather than crashing the run.
+    forged = 'def FORGED(i):\n    return [{"op": "out", "id": i, "stream": "stdout", "data": "\\ud800" + "x" * 5000}]\n'
+    r = light.run(forged + FORGE)
+    assert r.truncated and r.error is None
+    assert len(r.stdout.encode("utf-8")) <= 1000 + len(runner._truncation_note(1000).encode("utf-8")) + 1
+    assert light.run("print('fine')").stdout == "fine\n"
+
+
+def test_output_of_exactly_the_cap_is_not_truncated(light):
+    r = light.run("import sys\nsys.stdout.write('x' * 1000)")
+    assert (r.stdout, r.truncated) == ("x" * 1000, False)
+    r = light.run("import sys\nsys.stdout.write('x' * 1001)")
+    assert r.truncated and r.stdout.startswith("x" * 1000 + "\n")
+
+
 def _snippet_pid(path: Path, seconds: float = 30.0) -> int:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
