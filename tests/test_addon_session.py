@@ -117,20 +117,29 @@ def test_idle_worker_is_closed_and_a_new_one_starts_later(clock):
     assert len(FakeWorker.started) == 2
 
 
-def test_runs_are_serialized_and_idle_check_never_waits(clock):
+def _run_held_open(clock, **worker_attributes):
+    """Start session.run("slow") in a thread on a FakeWorker (with ``worker_attributes``) whose
+    run waits until the returned gate is set; return (session, gate, thread) once it runs."""
     gate = threading.Event()
     inside = threading.Event()
 
-    class SlowWorker(FakeWorker):
+    class Held(FakeWorker):
         def run(self, code, timeout):
             inside.set()
             gate.wait(5)
             return super().run(code, timeout)
 
-    session = Session(SlowWorker, lambda: None, clock)
+    for name, value in worker_attributes.items():
+        setattr(Held, name, value)
+    session = Session(Held, lambda: None, clock)
     thread = threading.Thread(target=session.run, args=("slow", "/py", 5, 100))
     thread.start()
     assert inside.wait(5)
+    return session, gate, thread
+
+
+def test_runs_are_serialized_and_idle_check_never_waits(clock):
+    session, gate, thread = _run_held_open(clock)
     assert session.running
     clock.now += 10_000
     assert session.close_if_idle(1) is False  # busy: returns at once
@@ -143,21 +152,7 @@ def test_runs_are_serialized_and_idle_check_never_waits(clock):
 def test_shutdown_while_the_worker_is_still_starting_neither_raises_nor_waits(clock):
     # A worker that has no process yet (pid None: the interpreter is still starting) when
     # Anki's profile closes: nothing to kill; the worker is closed once its run returns.
-    gate = threading.Event()
-    inside = threading.Event()
-
-    class Starting(FakeWorker):
-        pid = None
-
-        def run(self, code, timeout):
-            inside.set()
-            gate.wait(5)
-            return super().run(code, timeout)
-
-    session = Session(Starting, lambda: None, clock)
-    thread = threading.Thread(target=session.run, args=("slow", "/py", 5, 100))
-    thread.start()
-    assert inside.wait(5)
+    session, gate, thread = _run_held_open(clock, pid=None)
     session.shutdown()
     assert session.running and not FakeWorker.started[0].closed
     gate.set()
