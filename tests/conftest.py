@@ -39,6 +39,21 @@ def _run_in_tmp(tmp_path: Path, monkeypatch):
     monkeypatch.chdir(tmp_path)
 
 
+@pytest.fixture(scope="session")
+def corpus_build(tmp_path_factory):
+    """The shipped corpus built once per test run (snippets run for real).
+
+    Returns ``(root, result)``: ``root / "dist"`` holds the packages and ``root / "cache"``
+    the build cache; ``result`` is the :class:`~deckbuild.build.BuildResult`. Shared by
+    every test that only reads the corpus's packages (about 30 s a build on 2 cores).
+    """
+    from deckbuild.build import BuildOptions, build
+
+    root = tmp_path_factory.mktemp("corpus")
+    result = build(BuildOptions(sources=(REPO / "cards",), out_dir=root / "dist", cache_dir=root / "cache", progress=False))
+    return root, result
+
+
 @pytest.fixture
 def project(tmp_path: Path):
     """Return a function that writes card files into ``tmp_path/cards`` and returns that folder."""

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 from anki.collection import Collection
 
-from deckbuild.build import BuildOptions, build
-from tests.conftest import REPO, import_package
+from tests.conftest import import_package
 
 pytest.importorskip("PyQt6.QtWebEngineWidgets")
 
@@ -21,10 +20,10 @@ LAYOUT = (HERE / "layout.js").read_text(encoding="utf-8")
 
 
 @pytest.fixture(scope="module")
-def corpus_collection(tmp_path_factory):
+def corpus_collection(corpus_build, tmp_path_factory):
     """The shipped corpus built (snippets run) and imported into a real Anki collection."""
+    _, result = corpus_build
     root = tmp_path_factory.mktemp("layout")
-    result = build(BuildOptions(sources=(REPO / "cards",), out_dir=root / "dist", cache_dir=root / "cache", progress=False))
     biggest = max(result.packages, key=lambda p: Path(p).stat().st_size)
     (root / "anki").mkdir()
     col = Collection(str(root / "anki" / "collection.anki2"))

@@ -28,10 +28,9 @@ def corpus():
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    """Build the whole corpus once (snippets run for real) into a temporary dist/."""
-    root = tmp_path_factory.mktemp("corpus")
-    result = build(BuildOptions(sources=(CARDS,), out_dir=root / "dist", cache_dir=root / "cache", progress=False))
+def built(corpus_build):
+    """The whole corpus built once (snippets run for real) into a temporary dist/."""
+    root, result = corpus_build
     assert [d for d in result.diagnostics] == []
     return root, result
 
