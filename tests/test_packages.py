@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from deckbuild.package import SLUG_BYTES, _short_hash, slug
 from tests.conftest import import_package, run_cli
 
 
@@ -52,6 +53,51 @@ def test_package_names_never_collide(decks, names, project, tmp_path, capsys):
     assert _notes_in(everything, tmp_path) == ["card-0", "card-1"]
     collections = [out / f for f in files if f != names[-1]]
     assert sorted(n for package in collections for n in _notes_in(package, tmp_path)) == ["card-0", "card-1"]
+
+
+def test_decks_under_two_top_decks_go_into_all_apkg_and_a_top_deck_has_no_package_of_its_own(project, tmp_path):
+    cards = project({"0.yaml": _deck_file("Alpha", "card-0"), "1.yaml": _deck_file("Beta::Gamma", "card-1")})
+    out = tmp_path / "out"
+    assert run_cli("build", cards, "--out", out, "--quiet") == 0
+    # Alpha has no collection (it is a top deck alone); Beta::Gamma is one.
+    assert sorted(p.name for p in out.iterdir()) == ["all.apkg", "beta-gamma.apkg"]
+    assert _notes_in(out / "all.apkg", tmp_path) == ["card-0", "card-1"]
+    assert _notes_in(out / "beta-gamma.apkg", tmp_path) == ["card-1"]
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("!!! ???", "deck"),  # nothing to keep
+        ("", "deck"),
+        ("ML::Key Facts", "ml-key-facts"),
+        ("数学::代数", "数学-代数"),
+        ("Nul", "nul-deck"),
+        ("a" * SLUG_BYTES, "a" * SLUG_BYTES),  # exactly the limit: kept whole
+    ],
+)
+def test_slug_follows_its_documented_rules(name, expected):
+    assert slug(name) == expected
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "a" * (SLUG_BYTES + 1),
+        "a" * (SLUG_BYTES - 10) + " " + "b" * 20,  # the cut ends on the separator
+        "数" * SLUG_BYTES,  # 3-byte characters: the cut falls inside one
+        "é" * SLUG_BYTES,  # 2-byte characters
+    ],
+    ids=["ascii", "separator-at-cut", "cjk", "latin"],
+)
+def test_a_long_slug_is_cut_to_the_limit_on_a_character_boundary_and_ends_in_a_hash(name):
+    result = slug(name)
+    assert len(result.encode("utf-8")) <= SLUG_BYTES
+    assert result.endswith("-" + _short_hash(name)) and "--" not in result
+    head = result[: -len(_short_hash(name)) - 1]
+    assert head and "-".join(name.casefold().split()).startswith(head) and not head.endswith("-")
+    if name.isascii() and " " not in name:
+        assert len(result.encode("utf-8")) == SLUG_BYTES  # nothing shorter than it must be
 
 
 def test_a_very_long_deck_name_gives_a_file_name_the_file_system_accepts(project, tmp_path):
