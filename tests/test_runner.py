@@ -437,6 +437,36 @@ def test_find_python_skips_bogus(tmp_path):
 
 # The default candidates, and an interpreter without torch: tests/test_regressions.py.
 
+
+def _wrapper(path: Path) -> Path:
+    """A shell script at ``path`` that runs the suite's interpreter (a venv's python must be called by its own path)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f'#!/bin/sh\nexec {PYTHON} "$@"\n')
+    path.chmod(0o755)
+    return path
+
+
+@pytest.mark.skipif(os.name == "nt", reason="shell-script wrappers")
+def test_find_python_gives_an_absolute_path_for_a_relative_candidate(tmp_path, monkeypatch):
+    wrapper = _wrapper(tmp_path / "bin" / "py")
+    monkeypatch.chdir(tmp_path)
+    assert find_python([os.path.join("bin", "py")]) == str(wrapper)
+
+
+@pytest.mark.skipif(os.name == "nt", reason="shell-script wrappers")
+def test_find_python_tries_python3_before_python(tmp_path, monkeypatch):
+    for name in ("python3", "python"):
+        _wrapper(tmp_path / "bin" / name)
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    assert find_python() == str(tmp_path / "bin" / "python3")
+
+
+def test_find_python_probes_in_the_workers_environment(tmp_path, monkeypatch):
+    # A PYTHONHOME that breaks every interpreter started with it: the worker never sees it
+    # (runner._worker_env), so the probe must not either.
+    monkeypatch.setenv("PYTHONHOME", str(tmp_path / "nowhere"))
+    assert find_python([PYTHON]) is not None
+
 # ---------------------------------------------------------------- isolation (issue 11)
 
 LEAKS = [
