@@ -19,7 +19,7 @@ FACTS = """
     tags: [facts, chapter::one]
     cards:
       - id: tensor-rank
-        source: [fact-01]
+        source: [fact-01, fact-07]
         tags: [topic::tensors]
         q: |
           What is the rank of a tensor with shape $(3, 4, 5)$?
@@ -62,7 +62,7 @@ def test_notes_fields_tags_decks_and_cards(project, tmp_path, collection):
     assert rank.note_type()["name"] == "deckbuild Fact"
     assert rank.keys() == ["Id", "Question", "Answer", "Why", "Source"]
     assert rank["Answer"] == "<p><strong>3</strong></p>"
-    assert rank["Source"] == "fact-01"
+    assert rank["Source"] == "fact-01, fact-07"  # as the card browser shows and searches it
     assert notes["softmax-sum"]["Source"] == "fact-02"
     assert sorted(rank.tags) == ["chapter::one", "facts", "topic::tensors"]
     assert rank.guid == note_guid("tensor-rank", "deck:Study")
@@ -82,6 +82,18 @@ def test_notes_fields_tags_decks_and_cards(project, tmp_path, collection):
 
     # One package per collection as well.
     assert sorted(p.name for p in (tmp_path / "dist").iterdir()) == ["study-facts.apkg", "study-probes.apkg", "study.apkg"]
+
+
+def test_a_code_notes_code_field_is_its_code_as_text_and_no_run_leaves_no_output(project, tmp_path, collection):
+    code = """print("it's <b>bold</b> & done")"""
+    cards = project({"code.yaml": f"deck: Code\ntype: code\ncards:\n  - id: quotes\n    q: What does this print?\n    code: |\n      {code}\n"})
+    assert run_cli("build", cards, "--out", tmp_path / "dist", "--quiet", "--no-run") == 0
+    import_package(collection, tmp_path / "dist" / "code.apkg")
+    (note,) = _notes_by_id(collection).values()
+    # Only what HTML needs escaped: quotes stay as typed, so searching the field for them works.
+    assert note["Code"].strip() == """print("it's &lt;b&gt;bold&lt;/b&gt; &amp; done")"""
+    assert collection.find_notes('"Code:*it\'s*"') == [note.id]
+    assert note["Output"] == ""  # nothing was run
 
 
 def test_rebuild_after_edit_updates_notes_and_keeps_review_history(project, tmp_path, collection):

@@ -461,6 +461,25 @@ def test_find_python_tries_python3_before_python(tmp_path, monkeypatch):
     assert find_python() == str(tmp_path / "bin" / "python3")
 
 
+@pytest.mark.skipif(os.name == "nt", reason="shell-script wrappers")
+def test_find_python_skips_a_candidate_that_cannot_start_or_hangs_and_prints_nothing(tmp_path, capfd):
+    not_executable = tmp_path / "plain-file"
+    not_executable.write_text("not a program\n")
+    hangs = tmp_path / "hangs"
+    hangs.write_text("#!/bin/sh\nexec sleep 60\n")
+    hangs.chmod(0o755)
+    noisy = tmp_path / "noisy"
+    noisy.write_text(f'#!/bin/sh\necho probe-out; echo probe-err >&2; exec {PYTHON} "$@"\n')
+    noisy.chmod(0o755)
+    found: list = []
+    probe = threading.Thread(target=lambda: found.append(find_python([str(not_executable), str(hangs), str(noisy)], timeout=2)), daemon=True)
+    probe.start()
+    probe.join(45)  # a probe without its timeout would wait out the whole sleep
+    assert not probe.is_alive() and found == [str(noisy)]
+    out, err = capfd.readouterr()
+    assert "probe-" not in out + err  # a probe's output never reaches the terminal or Anki's log
+
+
 def test_find_python_probes_in_the_workers_environment(tmp_path, monkeypatch):
     # A PYTHONHOME that breaks every interpreter started with it: the worker never sees it
     # (runner._worker_env), so the probe must not either.
