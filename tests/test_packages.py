@@ -120,6 +120,21 @@ def test_decks_anki_treats_as_one_are_one_error_naming_both(project, tmp_path, c
     assert not out.exists()
 
 
+def test_a_deck_named_like_another_decks_hashed_file_name_is_an_error_naming_both(project, tmp_path, capsys):
+    # 'X::Y~' has the slug of 'X::Y', so it takes 'x-y-<its hash>.apkg', which the deck
+    # literally named that (sorted before it) already took.
+    taker = f"X::Y-{_short_hash('X::Y~')}"
+    cards = project({"a.yaml": _deck_file("X::Y", "one"), "b.yaml": _deck_file(taker, "two"), "c.yaml": _deck_file("X::Y~", "three")})
+    out = tmp_path / "out"
+    assert run_cli("build", cards, "--out", out, "--quiet") == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"{cards}/c.yaml:3:5: error: decks '{taker}' (at {cards}/b.yaml:3:5) and 'X::Y~' would both be written to "
+        f"{slug(taker)}.apkg; rename one",
+        "deckbuild: build failed; nothing written",
+    ]
+    assert not out.exists()
+
+
 @pytest.fixture
 def built(project, tmp_path):
     """A project with decks Prev::Alpha and Prev::Zeta built once into out/; returns (cards, out, before)."""
