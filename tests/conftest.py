@@ -79,6 +79,18 @@ def import_package(col: Collection, path: Path, **options):
     return col.import_anki_package(request).log
 
 
+def shell_script(path: Path, body: str) -> Path:
+    """Write an executable ``#!/bin/sh`` script at ``path`` (parent folders made); return ``path``.
+
+    Tests use it to wrap an interpreter (a venv's python must be called by its own path, so a
+    wrapper ``exec``s it) or to stand in for a broken one. POSIX only.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"#!/bin/sh\n{body}\n")
+    path.chmod(0o755)
+    return path
+
+
 def pid_alive(pid: int) -> bool:
     """Is process ``pid`` running? A killed child not yet reaped is a zombie: dead."""
     try:

@@ -18,7 +18,7 @@ import pytest
 import deckbuild.execute as execute
 import deckbuild.render as render
 from deckbuild.runner import find_python
-from tests.conftest import REPO, import_package, run_cli, write_files
+from tests.conftest import REPO, import_package, run_cli, shell_script, write_files
 
 CODE = """
     deck: D
@@ -105,9 +105,7 @@ def test_two_interpreters_with_the_same_versions_do_not_share_outputs(tmp_path, 
     # (here an environment variable; in life, other packages) can change what a snippet prints.
     write_files(tmp_path / "cards", {"a.yaml": "deck: D\ntype: code\ncards:\n  - id: c\n    q: Q?\n    code: |\n      import os\n      print('flavour', os.environ['FLAVOUR'])\n"})
     for flavour in ("plain", "spiced"):
-        python = tmp_path / f"python-{flavour}"
-        python.write_text(f'#!/bin/sh\nFLAVOUR={flavour} exec {sys.executable} "$@"\n')
-        python.chmod(0o755)
+        python = shell_script(tmp_path / f"python-{flavour}", f'FLAVOUR={flavour} exec {sys.executable} "$@"')
         capsys.readouterr()
         assert run_cli("build", tmp_path / "cards", "--python", python, "--out", tmp_path / flavour) == 0
         assert "snippets: 1 run, 0 cached" in capsys.readouterr().out, flavour
@@ -119,9 +117,7 @@ def test_snippet_runs_again_when_the_interpreters_versions_change(tmp_path):
     # One interpreter path whose torch and numpy report other versions between builds, as after an upgrade:
     # a distribution's metadata earlier on sys.path wins over the installed one.
     fake = tmp_path / "meta"
-    python = tmp_path / "python"
-    python.write_text(f'#!/bin/sh\nPYTHONPATH={fake} exec {sys.executable} "$@"\n')
-    python.chmod(0o755)
+    python = shell_script(tmp_path / "python", f'PYTHONPATH={fake} exec {sys.executable} "$@"')
     write_files(tmp_path / "cards", {"a.yaml": CODE})
 
     def build_with(versions: dict[str, str], out: str = "dist") -> str:
@@ -212,10 +208,8 @@ def test_find_python_skips_an_interpreter_without_torch(tmp_path, monkeypatch):
     assert find_python([str(bare)]) is None
     assert find_python([str(bare), str(with_torch)]) == str(with_torch)
     # The default candidates, looked up on PATH: python3 has no torch, python has.
-    (tmp_path / "bin").mkdir()
     for name, target in (("python3", bare), ("python", with_torch)):  # wrappers: a venv's python must be called by its own path
-        (tmp_path / "bin" / name).write_text(f'#!/bin/sh\nexec {target} "$@"\n')
-        (tmp_path / "bin" / name).chmod(0o755)
+        shell_script(tmp_path / "bin" / name, f'exec {target} "$@"')
     monkeypatch.setenv("PATH", str(tmp_path / "bin"))
     assert find_python() == str(tmp_path / "bin" / "python")
 

@@ -13,7 +13,7 @@ import pytest
 
 from deckbuild import runner
 from deckbuild.runner import RUNNER_VERSION, RunResult, Worker, WorkerError, find_python
-from tests.conftest import pid_alive, wait_dead
+from tests.conftest import pid_alive, shell_script, wait_dead
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_PYTHON = REPO / ".venv" / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
@@ -439,11 +439,8 @@ def test_find_python_skips_bogus(tmp_path):
 
 
 def _wrapper(path: Path) -> Path:
-    """A shell script at ``path`` that runs the suite's interpreter (a venv's python must be called by its own path)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f'#!/bin/sh\nexec {PYTHON} "$@"\n')
-    path.chmod(0o755)
-    return path
+    """A shell script at ``path`` that runs the suite's interpreter."""
+    return shell_script(path, f'exec {PYTHON} "$@"')
 
 
 @pytest.mark.skipif(os.name == "nt", reason="shell-script wrappers")
@@ -465,12 +462,8 @@ def test_find_python_tries_python3_before_python(tmp_path, monkeypatch):
 def test_find_python_skips_a_candidate_that_cannot_start_or_hangs_and_prints_nothing(tmp_path, capfd):
     not_executable = tmp_path / "plain-file"
     not_executable.write_text("not a program\n")
-    hangs = tmp_path / "hangs"
-    hangs.write_text("#!/bin/sh\nexec sleep 60\n")
-    hangs.chmod(0o755)
-    noisy = tmp_path / "noisy"
-    noisy.write_text(f'#!/bin/sh\necho probe-out; echo probe-err >&2; exec {PYTHON} "$@"\n')
-    noisy.chmod(0o755)
+    hangs = shell_script(tmp_path / "hangs", "exec sleep 60")
+    noisy = shell_script(tmp_path / "noisy", f'echo probe-out; echo probe-err >&2; exec {PYTHON} "$@"')
     found: list = []
     probe = threading.Thread(target=lambda: found.append(find_python([str(hangs)], timeout=1)), daemon=True)
     probe.start()
@@ -486,6 +479,7 @@ def test_find_python_probes_in_the_workers_environment(tmp_path, monkeypatch):
     # (runner._worker_env), so the probe must not either.
     monkeypatch.setenv("PYTHONHOME", str(tmp_path / "nowhere"))
     assert find_python([PYTHON]) is not None
+
 
 # ---------------------------------------------------------------- isolation (issue 11)
 
