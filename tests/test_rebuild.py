@@ -7,16 +7,20 @@ package carries a manifest of its notes; removed cards are reported.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import sys
 import shutil
+import sqlite3
+import tempfile
 import zipfile
 from pathlib import Path
 
 import pytest
 
+import deckbuild
 import deckbuild.build as build_module
 import deckbuild.notetypes as notetypes
 from deckbuild.package import note_guid
@@ -79,6 +83,16 @@ def _manifest(package: Path) -> dict:
         names = json.loads(archive.read("media"))
         (entry,) = [k for k, name in names.items() if name.startswith("_deckbuild-manifest-")]
         return json.loads(archive.read(entry))
+
+
+def _package_names(package: Path, column: str) -> dict[int, str]:
+    """The decks or note types (``column`` "decks" or "models") in a package's own
+    collection, id: name (genanki writes schema 11, whose ``col`` row holds them as JSON)."""
+    with zipfile.ZipFile(package) as archive, tempfile.TemporaryDirectory() as tmp:
+        database = Path(archive.extract("collection.anki2", tmp))
+        with contextlib.closing(sqlite3.connect(database)) as db:
+            (found,) = db.execute(f"select {column} from col").fetchone()
+    return {int(item["id"]): item["name"] for item in json.loads(found).values()}
 
 
 def test_round_trip_source_edit_arrives_anki_edit_survives_only_edited_note_moves(project, tmp_path, collection, monkeypatch):
@@ -291,8 +305,16 @@ def test_every_package_carries_a_manifest_that_anki_keeps(project, tmp_path, col
     assert _build(cards, dist, "--quiet") == 0
     first = _manifest(dist / "loop-facts.apkg")
     assert first["format"] == 1 and first["package"] == "loop-facts" and first["built"] == 1_700_000_000
+    assert first["generator"] == f"deckbuild {deckbuild.__version__}"
     assert first["roots"] == ["Loop::Facts"]
-    assert [d["name"] for d in first["decks"]] == ["Loop", "Loop::Facts"]
+    # Each deck is listed with its id in the package (Anki gives an imported deck an id of its own).
+    packaged = sorted((name, deck) for deck, name in _package_names(dist / "loop-facts.apkg", "decks").items() if name != "Default")
+    assert first["decks"] == [{"name": name, "id": deck} for name, deck in packaged] and len(packaged) == 2
+    # ... and all of deckbuild's note types with their fixed ids (docs/format.md), the ones
+    # this package uses included exactly as the package holds them.
+    listed = {t["id"]: t["name"] for t in first["notetypes"]}
+    assert listed == {1738400001: "deckbuild Q&A", 1738400002: "deckbuild Fact", 1738400003: "deckbuild Probe", 1738400004: "deckbuild Code"}
+    assert _package_names(dist / "loop-facts.apkg", "models").items() <= listed.items()
     assert first["notes"][0] == {
         "guid": note_guid("one", "deck:Loop"),
         "id": "one",
