@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import textwrap
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -77,6 +79,17 @@ def import_package(col: Collection, path: Path, **options):
     """Import ``path`` with Anki's own importer (default options unless given); return the log."""
     request = ImportAnkiPackageRequest(package_path=str(path), options=ImportAnkiPackageOptions(**options))
     return col.import_anki_package(request).log
+
+
+def package_manifest(package: Path) -> dict:
+    """The deckbuild manifest (docs/format.md) inside the ``.apkg`` at ``package``, as parsed JSON.
+
+    Raises ValueError if the package's media holds no manifest or more than one.
+    """
+    with zipfile.ZipFile(package) as archive:
+        names = json.loads(archive.read("media"))
+        (entry,) = [k for k, name in names.items() if name.startswith("_deckbuild-manifest-")]
+        return json.loads(archive.read(entry))
 
 
 def shell_script(path: Path, body: str) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 import sqlite3
 
@@ -142,3 +143,60 @@ def test_one_card_cannot_change_another_cards_output(project, tmp_path, collecti
     outputs = {collection.get_note(n)["ID"] if "ID" in collection.get_note(n) else collection.get_note(n).fields[0]: collection.get_note(n)["Output"] for n in collection.find_notes("")}
     assert '<pre class="stdout">clean\n</pre>' in outputs["b-victim"]
     assert "ALARM" not in outputs["b-victim"] and "PATCHED" not in outputs["b-victim"]
+
+
+MATH = {
+    "a.yaml": """
+        deck: Top
+        type: fact
+        cards:
+          - id: one
+            q: What is $x^2$ at $x = 3$?
+            a: "$9$"
+          - id: two
+            q: What is $y$?
+            a: Two.
+        """,
+}
+
+
+def _history(cache_file, edit):
+    """Rewrite the note lines of every kept build record with ``edit(fields) -> fields``
+    (``fields``: card id, digest, time, cards, kind, deck, reuse, formulas; see history._Stored)."""
+    db = sqlite3.connect(cache_file)
+    with db:
+        for key, value in db.execute("select key, value from entries where ns = 'history'").fetchall():
+            stored = json.loads(value)
+            stored["notes"] = "".join(" ".join(edit(line.split(" "))) + "\n" for line in stored["notes"].splitlines())
+            db.execute("update entries set value = ? where ns = 'history' and key = ?", (json.dumps(stored), key))
+    db.close()
+
+
+def _report(capsys) -> str:
+    return capsys.readouterr().out
+
+
+def test_a_warm_build_counts_the_formulas_of_the_notes_it_reuses(project, tmp_path, capsys):
+    cards = project(MATH)
+    cache = tmp_path / "cache"
+    assert run_cli("build", cards, "--out", tmp_path / "d", "--cache-dir", cache) == 0
+    assert "2 notes, 2 cards, 4 formulas" in _report(capsys)
+    (cards / "a.yaml").write_text((cards / "a.yaml").read_text().replace("a: Two.", "a: Still two."))
+    assert run_cli("build", cards, "--out", tmp_path / "d", "--cache-dir", cache) == 0  # "one" is reused
+    assert "2 notes, 2 cards, 4 formulas" in _report(capsys)
+
+
+@pytest.mark.parametrize("field, name", [(3, "cards"), (7, "formulas")])
+def test_a_build_record_with_a_negative_count_is_not_read(field, name, project, tmp_path, capsys):
+    # A record edited to hold a negative number of cards or formulas counts as no record: the
+    # next build reports what it built, never a count taken from the crafted record.
+    cards = project(MATH)
+    cache = tmp_path / "cache"
+    assert run_cli("build", cards, "--out", tmp_path / "d", "--cache-dir", cache) == 0
+    _report(capsys)
+    _history(cache / "cache.sqlite", lambda f: [*f[:field], "-5", *f[field + 1:]])
+    source = (cards / "a.yaml").read_text()
+    (cards / "a.yaml").write_text(source[: source.index("  - id: two")])  # "two" removed, "one" unchanged
+    assert run_cli("build", cards, "--out", tmp_path / "d", "--cache-dir", cache) == 0
+    report = _report(capsys)
+    assert "1 notes, 1 cards, 3 formulas" in report and "-5" not in report, name

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from deckbuild.package import note_guid
-from tests.conftest import import_package, run_cli, write_files
+from tests.conftest import import_package, package_manifest, run_cli, write_files
 
 CARDS = """
     deck: Top::Sub
@@ -76,6 +76,8 @@ def test_guids_come_from_the_configured_namespace_and_follow_a_change_of_it(tmp_
     for name in ("top.apkg", "top-sub.apkg"):
         guids = {cid: guid for cid, (guid, _, _) in _notes_in(tmp_path / "dist" / name, tmp_path).items()}
         assert guids == {cid: note_guid(cid, "ns-7f3a") for cid in ("first", "second")}, name
+        # The manifest names the same GUIDs: the add-on's clean-up of removed notes matches by them.
+        assert {n["id"]: n["guid"] for n in package_manifest(tmp_path / "dist" / name)["notes"]} == guids, name
     import_package(collection, package)
     assert sorted(collection.get_note(n).guid for n in collection.find_notes("")) == sorted(
         note_guid(cid, "ns-7f3a") for cid in ("first", "second")

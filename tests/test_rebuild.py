@@ -24,7 +24,7 @@ import deckbuild
 import deckbuild.build as build_module
 import deckbuild.notetypes as notetypes
 from deckbuild.package import note_guid
-from tests.conftest import import_package, run_cli
+from tests.conftest import import_package, package_manifest, run_cli
 
 FACTS = """
     deck: Loop::Facts
@@ -76,13 +76,6 @@ def _notes_answer_line(cards: Path) -> str:
 def _notetype(col, name: str) -> dict:
     col.models._clear_cache()  # the Python side caches note types; an import goes around it
     return col.models.by_name(name)
-
-
-def _manifest(package: Path) -> dict:
-    with zipfile.ZipFile(package) as archive:
-        names = json.loads(archive.read("media"))
-        (entry,) = [k for k, name in names.items() if name.startswith("_deckbuild-manifest-")]
-        return json.loads(archive.read(entry))
 
 
 def _package_names(package: Path, column: str) -> dict[int, str]:
@@ -303,7 +296,7 @@ def test_every_package_carries_a_manifest_that_anki_keeps(project, tmp_path, col
     cards = project({"facts.yaml": FACTS, "probes.yaml": PROBES})
     dist = tmp_path / "dist"
     assert _build(cards, dist, "--quiet") == 0
-    first = _manifest(dist / "loop-facts.apkg")
+    first = package_manifest(dist / "loop-facts.apkg")
     assert first["format"] == 1 and first["package"] == "loop-facts" and first["built"] == 1_700_000_000
     assert first["generator"] == f"deckbuild {deckbuild.__version__}"
     assert first["roots"] == ["Loop::Facts"]
@@ -324,7 +317,7 @@ def test_every_package_carries_a_manifest_that_anki_keeps(project, tmp_path, col
         "cards": 1,
     }
     assert [n["id"] for n in first["notes"]] == ["one", "two", "three"]
-    everything = _manifest(dist / "loop.apkg")
+    everything = package_manifest(dist / "loop.apkg")
     assert everything["roots"] == ["Loop"] and {n["id"]: n["cards"] for n in everything["notes"]}["deep"] == 2
 
     # Anki keeps the manifest in the media folder, though no note references it.
@@ -336,7 +329,7 @@ def test_every_package_carries_a_manifest_that_anki_keeps(project, tmp_path, col
     # A removed card: the next manifest lacks it and is newer, even in the same second.
     _edit(cards / "facts.yaml", "  - id: three\n    q: What is three?\n    a: \"3\"\n", "")
     assert _build(cards, dist, "--quiet") == 0
-    second = _manifest(dist / "loop-facts.apkg")
+    second = package_manifest(dist / "loop-facts.apkg")
     assert [n["id"] for n in second["notes"]] == ["one", "two"] and second["built"] == first["built"] + 1
     import_package(collection, dist / "loop-facts.apkg")
     found = sorted(p.name for p in media.iterdir() if p.name.startswith("_deckbuild-manifest-loop-facts-"))
