@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import re
 import sys
 import shutil
 import sqlite3
@@ -324,6 +325,7 @@ def test_every_package_carries_a_manifest_that_anki_keeps(project, tmp_path, col
     import_package(collection, dist / "loop-facts.apkg")
     media = Path(collection.media.dir())
     (name,) = [p.name for p in media.iterdir() if p.name.startswith("_deckbuild-manifest-loop-facts-")]
+    assert re.fullmatch(r"_deckbuild-manifest-loop-facts-[0-9a-f]{16}\.json", name)  # docs/format.md; the add-on reads *.json
     assert json.loads((media / name).read_text()) == first
 
     # A removed card: the next manifest lacks it and is newer, even in the same second.
