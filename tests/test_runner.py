@@ -594,6 +594,28 @@ def test_output_a_snippet_forges_for_its_own_run_is_capped_and_kept_valid_text(l
     assert light.run("print('fine')").stdout == "fine\n"
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")
+@pytest.mark.parametrize("forged", [
+    '{"op": "done", "id": i, "error": None, "seconds": "soon", "truncated": {}}',
+    '{"op": "done", "id": i, "error": None, "seconds": float("nan"), "truncated": {}}',
+    '{"op": "done", "id": i, "error": None, "seconds": -3, "truncated": {}}',
+    '{"op": "done", "id": i, "error": None, "seconds": 0.5, "truncated": [1]}',
+    '{"op": "done", "id": i, "timed_out": True, "seconds": [1]}',
+    '{"op": "done", "id": i, "crash": "boom", "seconds": {}}',
+    '{"op": "done", "id": i, "error": "E", "error_line": "7", "seconds": 0.5}',
+    '{"op": "out", "id": i, "stream": ["stdout"], "data": "x"}',
+    '{"op": "out", "id": i, "stream": {}, "data": "x"}',
+], ids=["seconds-text", "seconds-nan", "seconds-negative", "truncated-list", "timed-out-seconds-list",
+        "crash-seconds-dict", "error-line-text", "stream-list", "stream-dict"])
+def test_a_done_or_out_frame_a_snippet_forges_with_bad_fields_never_makes_the_run_raise(light, forged):
+    # The snippet's process sends its own run's frames, so their fields can be any JSON: a bad
+    # one is read as absent (no time, no line, no flags, no such stream), never a crash of the build.
+    r = light.run(f"def FORGED(i):\n    return [{forged}]\n" + FORGE)
+    assert r.seconds >= 0 and r.seconds == r.seconds and r.error_line is None and not r.truncated
+    assert r.ok or r.timed_out or r.error in ("E\n", "E") or r.error.startswith("WorkerCrash: boom")
+    assert light.run("print('fine')").stdout == "fine\n"
+
+
 def test_output_of_exactly_the_cap_is_not_truncated(light):
     r = light.run("import sys\nsys.stdout.write('x' * 1000)")
     assert (r.stdout, r.truncated) == ("x" * 1000, False)

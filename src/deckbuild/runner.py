@@ -78,6 +78,7 @@ What a run guarantees
 from __future__ import annotations
 
 import json
+import math
 import os
 import queue
 import shutil
@@ -197,6 +198,31 @@ def _figures(items: object) -> Tuple[Figure, ...]:
         except (KeyError, TypeError, ValueError, binascii.Error):
             continue
     return tuple(out)
+
+
+def _seconds(value: object) -> float:
+    """Decode the ``seconds`` of a done frame: a finite number >= 0, anything else 0.0.
+
+    The snippet's process sends its own done frame, so a snippet can forge it (any JSON
+    value); nothing in it may make :meth:`Worker.run` raise.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        return 0.0
+    return float(value)
+
+
+def _line(value: object) -> Optional[int]:
+    """Decode the ``error_line`` of a done frame: a 1-based line number, anything else None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def _take_output(msg: dict, out: dict) -> None:
+    """Add an "out" frame's ``data`` to the ``_Output`` of its ``stream`` ("stdout" or
+    "stderr", the keys of ``out``); a frame naming no such stream is dropped (a snippet can
+    forge frames for its own run, see :func:`_seconds`)."""
+    stream = msg.get("stream")
+    if isinstance(stream, str) and stream in out:
+        out[stream].add(str(msg.get("data", "")), bool(msg.get("truncated")))
 
 
 def _names(items: object) -> Tuple[str, ...]:
@@ -680,22 +706,23 @@ class Worker:
                 # the snippet's time starts now, not while a request waited in the pipe; the
                 # worker itself ends a snippet at ``timeout``, this is the guard against a hung worker
                 deadline = time.monotonic() + timeout + _TIMEOUT_GRACE
-            elif op == "out" and msg.get("stream") in out:
-                out[msg["stream"]].add(str(msg.get("data", "")), bool(msg.get("truncated")))
+            elif op == "out":
+                _take_output(msg, out)
             elif op == "done":
                 return self._finished(msg, out)
 
     def _finished(self, msg: dict, out: dict) -> RunResult:
         if msg.get("timed_out"):
-            return self._result(out, error=None, timed_out=True, seconds=float(msg.get("seconds", 0.0)))
+            return self._result(out, error=None, timed_out=True, seconds=_seconds(msg.get("seconds")))
         if msg.get("crash"):
             error = f"WorkerCrash: {msg['crash']} while running the snippet\n"
             stray = self._process.stderr_since(self._stderr_mark).strip() if self._process else ""
             if stray:
                 error += stray[-2000:] + "\n"
-            return self._result(out, error=error, timed_out=False, seconds=float(msg.get("seconds", 0.0)))
+            return self._result(out, error=error, timed_out=False, seconds=_seconds(msg.get("seconds")))
         limit = self.max_output_bytes
-        flags = msg.get("truncated") or {}
+        flags = msg.get("truncated")
+        flags = flags if isinstance(flags, dict) else {}
         error_text, error_cut = None, False
         if msg.get("error") is not None:
             error = _Output(limit)
@@ -707,10 +734,10 @@ class Worker:
             stdout=out["stdout"].text(cut["stdout"]),
             stderr=out["stderr"].text(cut["stderr"]),
             error=error_text,
-            error_line=msg.get("error_line"),
+            error_line=_line(msg.get("error_line")),
             timed_out=False,
             truncated=cut["stdout"] or cut["stderr"] or error_cut,
-            seconds=float(msg.get("seconds", 0.0)),
+            seconds=_seconds(msg.get("seconds")),
             python=self._hello.get("python", ""),
             torch=self._hello.get("torch"),
             figures=_figures(msg.get("figures")),
@@ -743,9 +770,8 @@ class Worker:
                 msg = process.frames.get_nowait()
             except queue.Empty:
                 return
-            if (isinstance(msg, dict) and msg.get("op") == "out" and msg.get("id") == run_id
-                    and msg.get("stream") in out):
-                out[msg["stream"]].add(str(msg.get("data", "")), bool(msg.get("truncated")))
+            if isinstance(msg, dict) and msg.get("op") == "out" and msg.get("id") == run_id:
+                _take_output(msg, out)
 
     def _result(self, out: dict, *, error: Optional[str], timed_out: bool,
                 seconds: float) -> RunResult:
