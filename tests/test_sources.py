@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from tests.conftest import import_package, run_cli
 
 YAML_FORM = """
@@ -151,7 +153,9 @@ def test_warm_build_sees_edits(project, tmp_path, collection):
     assert collection.get_note(nid)["Answer"] == "<p><strong>three</strong></p>"
 
 
-def test_a_failed_writer_leaves_no_temporary_files(project, tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("failing_package", ["top.apkg", "top-sub.apkg"])  # the first and the second written
+@pytest.mark.parametrize("step", ["write", "reserve"])  # writing the package; creating its temporary file
+def test_a_failed_writer_leaves_no_temporary_files(step, failing_package, project, tmp_path, monkeypatch, capsys):
     import deckbuild.package as package
     from deckbuild.errors import PackageError
 
@@ -161,14 +165,32 @@ def test_a_failed_writer_leaves_no_temporary_files(project, tmp_path, monkeypatc
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     (cards / "a.yaml").write_text((cards / "a.yaml").read_text().replace("**3**", "**three**"))
 
-    real = package.write_package
+    real_write, real_mkstemp = package.write_package, package.tempfile.mkstemp
 
-    def failing(pkg, path, timestamp, *media):
-        if path.name.startswith(".top-sub.apkg."):
+    def failing_write(pkg, path, timestamp, *media):
+        if path.name.startswith(f".{failing_package}."):
             raise PackageError(f"cannot write {path}: disk full")
-        return real(pkg, path, timestamp, *media)
+        return real_write(pkg, path, timestamp, *media)
 
-    monkeypatch.setattr(package, "write_package", failing)
+    def failing_mkstemp(*args, prefix="", **kwargs):
+        if prefix == f".{failing_package}.":
+            raise OSError(28, "disk full")
+        return real_mkstemp(*args, prefix=prefix, **kwargs)
+
+    if step == "write":
+        monkeypatch.setattr(package, "write_package", failing_write)
+    else:
+        monkeypatch.setattr(package.tempfile, "mkstemp", failing_mkstemp)
     assert run_cli("build", cards, "--out", out, "--quiet") == 1
-    assert capsys.readouterr().err.splitlines()[0] == f"error: cannot write {out}/top-sub.apkg: disk full"
+    assert capsys.readouterr().err.splitlines()[0] == f"error: cannot write {out}/{failing_package}: disk full"
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # no temp files, old packages intact
+
+
+def test_temporary_files_are_made_beside_the_packages_never_in_the_system_temp_folder(project, tmp_path, monkeypatch):
+    # A temporary file is renamed over its package, which is atomic only within one file system.
+    import tempfile
+
+    cards = project({"a.yaml": YAML_FORM})
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-such-folder"))
+    assert run_cli("build", cards, "--out", tmp_path / "dist", "--no-cache", "--quiet") == 0
+    assert sorted(p.name for p in (tmp_path / "dist").iterdir()) == ["top-sub.apkg", "top.apkg"]
