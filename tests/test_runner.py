@@ -303,6 +303,17 @@ def test_crash_os_exit_is_reported_and_the_worker_stays(light):
     assert after.ok and int(after.stdout) == worker_pid
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")
+def test_a_crash_report_ends_with_the_last_2000_characters_the_worker_wrote_to_its_stderr(light):
+    # What reached the worker's own stderr during the run (here written there by the snippet
+    # itself) is the crash's diagnostics; the sleep lets the runner's reader take it in first.
+    stray = "x" * 2500 + "TAIL"
+    r = light.run(f"import os, time\nwith open(f'/proc/{{os.getppid()}}/fd/2', 'w') as f:\n    f.write({stray!r})\n"
+                  "time.sleep(0.3)\nos._exit(7)")
+    assert r.timed_out is False and r.error.startswith("WorkerCrash: ") and "code 7" in r.error.splitlines()[0]
+    assert r.error.endswith(" while running the snippet\n" + stray[-2000:] + "\n"), r.error[-80:]
+
+
 @pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
 def test_crash_segfault_recovers(light):
     r = light.run("import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)")
