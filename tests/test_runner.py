@@ -311,6 +311,7 @@ def test_a_crash_report_ends_with_the_last_2000_characters_the_worker_wrote_to_i
     r = light.run(f"import os, time\nwith open(f'/proc/{{os.getppid()}}/fd/2', 'w') as f:\n    f.write({stray!r})\n"
                   "time.sleep(0.3)\nos._exit(7)")
     assert r.timed_out is False and r.error.startswith("WorkerCrash: ") and "code 7" in r.error.splitlines()[0]
+    assert r.seconds >= 0.3  # the crashed run still reports its time
     assert r.error.endswith(" while running the snippet\n" + stray[-2000:] + "\n"), r.error[-80:]
 
 
