@@ -142,6 +142,27 @@ def test_stale_packages_are_reported_and_pruned_but_foreign_ones_never(tmp_path:
     assert sorted(p.name for p in tmp_path.iterdir()) == [".deckbuild-cache", "cards", "dist"]
 
 
+def test_a_stale_package_that_cannot_be_removed_is_a_clear_error(tmp_path: Path, capsys, monkeypatch):
+    two = ONE_CARD.format(deck="Top::Two", q="Q2?").replace("softmax", "other")
+    write_files(tmp_path, {"cards/a.yaml": ONE_CARD.format(deck="Top::One", q="Q?"), "cards/b.yaml": two})
+    assert run_cli("build", "cards", "--quiet") == 0
+    (tmp_path / "cards" / "b.yaml").unlink()
+    stale = tmp_path / "dist" / "top-two.apkg"
+    real = Path.unlink
+
+    def unlink(path, missing_ok=False):
+        if path == stale:
+            raise PermissionError(13, "Permission denied")
+        return real(path, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", unlink)
+    capsys.readouterr()
+    assert run_cli("build", "cards", "--quiet", "--prune") == 1
+    err = capsys.readouterr().err
+    assert f"error: cannot remove {stale}: Permission denied" in err.splitlines() and "Traceback" not in err
+    assert stale.exists()
+
+
 def test_unknown_flag_shows_the_subcommand_usage(capsys):
     with pytest.raises(SystemExit) as exit_:
         run_cli("check", "--outt", "x")

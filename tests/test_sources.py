@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import time
+import zipfile
 
 import pytest
 
@@ -88,6 +90,17 @@ def test_same_sources_and_epoch_give_identical_bytes(project, tmp_path, monkeypa
     assert [p.name for p in first] == ["top-sub.apkg", "top.apkg"]
     for path in first:
         assert path.read_bytes() == (tmp_path / "two" / path.name).read_bytes()
+    # Every zip entry carries the epoch's UTC time as its date (even seconds: zip keeps two-second steps).
+    with zipfile.ZipFile(first[0]) as archive:
+        assert {info.date_time for info in archive.infolist()} == {time.gmtime(1700000000)[:6]}
+
+
+def test_an_epoch_before_1980_dates_the_zip_entries_at_the_start_of_zip_time(project, tmp_path, monkeypatch):
+    cards = project({"a.yaml": YAML_FORM})
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "0")  # 1970: before the first date a zip entry can hold
+    assert run_cli("build", cards, "--out", tmp_path / "d", "--no-cache", "--quiet") == 0
+    with zipfile.ZipFile(tmp_path / "d" / "top.apkg") as archive:
+        assert {info.date_time for info in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}
 
 
 def test_unwritable_output_leaves_nothing_half_written(project, tmp_path, capsys):
@@ -114,8 +127,6 @@ def test_unwritable_output_leaves_nothing_half_written(project, tmp_path, capsys
 
 
 def test_build_while_the_previous_package_is_open(project, tmp_path):
-    import zipfile
-
     cards = project({"a.yaml": YAML_FORM})
     out = tmp_path / "dist"
     assert run_cli("build", cards, "--out", out, "--quiet") == 0
