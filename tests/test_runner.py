@@ -628,6 +628,14 @@ def test_a_done_or_out_frame_a_snippet_forges_with_bad_fields_never_makes_the_ru
     assert light.run("print('fine')").stdout == "fine\n"
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")
+def test_an_error_a_snippet_forges_past_the_cap_is_cut_and_marked_truncated(light):
+    # No "truncated" flags in the forged frame: the runner's own cap is the one that cuts.
+    forged = 'def FORGED(i):\n    return [{"op": "done", "id": i, "error": "E" * 5000, "seconds": 0.1}]\n'
+    r = light.run(forged + FORGE)
+    assert r.truncated and r.error.startswith("E" * 1000 + "\n") and r.error.endswith(runner._truncation_note(1000))
+
+
 def test_output_of_exactly_the_cap_is_not_truncated(light):
     r = light.run("import sys\nsys.stdout.write('x' * 1000)")
     assert (r.stdout, r.truncated) == ("x" * 1000, False)
