@@ -93,6 +93,7 @@ def test_same_sources_and_epoch_give_identical_bytes(project, tmp_path, monkeypa
     # Every zip entry carries the epoch's UTC time as its date (even seconds: zip keeps two-second steps).
     with zipfile.ZipFile(first[0]) as archive:
         assert {info.date_time for info in archive.infolist()} == {time.gmtime(1700000000)[:6]}
+        assert {info.external_attr >> 16 for info in archive.infolist()} == {0o644}  # rw-r--r-- whatever the umask
 
 
 def test_an_epoch_before_1980_dates_the_zip_entries_at_the_start_of_zip_time(project, tmp_path, monkeypatch):
