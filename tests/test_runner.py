@@ -624,6 +624,8 @@ def test_a_done_or_out_frame_a_snippet_forges_with_bad_fields_never_makes_the_ru
     # one is read as absent (no time, no line, no flags, no such stream), never a crash of the build.
     r = light.run(f"def FORGED(i):\n    return [{forged}]\n" + FORGE)
     assert r.seconds >= 0 and r.seconds == r.seconds and r.error_line is None and not r.truncated
+    if '"op": "done"' in forged and '"seconds": 0.5' not in forged:
+        assert r.seconds == 0.0  # a bad time reads as none
     assert r.ok or r.timed_out or r.error in ("E\n", "E") or r.error.startswith("WorkerCrash: boom")
     assert light.run("print('fine')").stdout == "fine\n"
 
