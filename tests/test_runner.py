@@ -193,6 +193,7 @@ def test_error_line_mapping(worker):
     assert r.error.rstrip().endswith("ZeroDivisionError: division by zero")
     # worker-internal frames are not shown
     assert "_worker" not in r.error and "exec(" not in r.error
+    assert worker.run("1 / 0").error_line == 1  # the first line is a line like any other
 
 
 def test_error_line_inside_function(worker):
@@ -617,8 +618,10 @@ def test_output_a_snippet_forges_for_its_own_run_is_capped_and_kept_valid_text(l
     '{"op": "done", "id": i, "error": "E", "error_line": "7", "seconds": 0.5}',
     '{"op": "out", "id": i, "stream": ["stdout"], "data": "x"}',
     '{"op": "out", "id": i, "stream": {}, "data": "x"}',
+    '{"op": "out", "id": i, "stream": "stdout"}',
+    '{"op": "done", "id": i, "error": "E", "error_line": 0, "seconds": 0.5}',
 ], ids=["seconds-text", "seconds-nan", "seconds-negative", "truncated-list", "timed-out-seconds-list",
-        "crash-seconds-dict", "error-line-text", "stream-list", "stream-dict"])
+        "crash-seconds-dict", "error-line-text", "stream-list", "stream-dict", "out-without-data", "error-line-zero"])
 def test_a_done_or_out_frame_a_snippet_forges_with_bad_fields_never_makes_the_run_raise(light, forged):
     # The snippet's process sends its own run's frames, so their fields can be any JSON: a bad
     # one is read as absent (no time, no line, no flags, no such stream), never a crash of the build.
@@ -627,6 +630,7 @@ def test_a_done_or_out_frame_a_snippet_forges_with_bad_fields_never_makes_the_ru
     if '"op": "done"' in forged and '"seconds": 0.5' not in forged:
         assert r.seconds == 0.0  # a bad time reads as none
     assert r.ok or r.timed_out or r.error in ("E\n", "E") or r.error.startswith("WorkerCrash: boom")
+    assert r.stdout in ("", "sent\n")  # an out frame without data adds nothing
     assert light.run("print('fine')").stdout == "fine\n"
 
 
