@@ -642,6 +642,17 @@ def test_an_error_a_snippet_forges_past_the_cap_is_cut_and_marked_truncated(ligh
     assert r.truncated and r.error.startswith("E" * 1000 + "\n") and r.error.endswith(runner._truncation_note(1000))
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")
+def test_figures_a_snippet_forges_are_decoded_and_a_malformed_one_is_dropped_alone(light):
+    good = '{"format": "svg", "day": "PHN2Zy8+", "night": "PHN2Zy8+", "alt": "Figure 1", "width": 10, "height": 20}'
+    bad = ['{"format": "gif", "day": "", "night": "", "alt": "", "width": 1, "height": 1}', "7",
+           '{"format": "png", "day": "not base64!", "night": "", "alt": "", "width": 1, "height": 1}',
+           '{"format": "svg", "day": "", "night": "", "alt": "", "width": "wide", "height": 1}']
+    forged = f'def FORGED(i):\n    return [{{"op": "done", "id": i, "error": None, "seconds": 0.1, "figures": [{", ".join(bad)}, {good}]}}]\n'
+    r = light.run(forged + FORGE)
+    assert r.figures == (runner.Figure("svg", b"<svg/>", b"<svg/>", "Figure 1", 10, 20),)
+
+
 def test_output_of_exactly_the_cap_is_not_truncated(light):
     r = light.run("import sys\nsys.stdout.write('x' * 1000)")
     assert (r.stdout, r.truncated) == ("x" * 1000, False)

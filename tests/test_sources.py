@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import stat
 import time
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -94,6 +96,7 @@ def test_same_sources_and_epoch_give_identical_bytes(project, tmp_path, monkeypa
     with zipfile.ZipFile(first[0]) as archive:
         assert {info.date_time for info in archive.infolist()} == {time.gmtime(1700000000)[:6]}
         assert {info.external_attr >> 16 for info in archive.infolist()} == {0o644}  # rw-r--r-- whatever the umask
+    assert {stat.S_IMODE(path.stat().st_mode) for path in first} == {0o644}  # the package file too, not mkstemp's 0600
 
 
 def test_an_epoch_before_1980_dates_the_zip_entries_at_the_start_of_zip_time(project, tmp_path, monkeypatch):
@@ -166,7 +169,7 @@ def test_warm_build_sees_edits(project, tmp_path, collection):
 
 
 @pytest.mark.parametrize("failing_package", ["top.apkg", "top-sub.apkg"])  # the first and the second written
-@pytest.mark.parametrize("step", ["write", "reserve"])  # writing the package; creating its temporary file
+@pytest.mark.parametrize("step", ["write", "reserve", "zip"])  # the package writer; its temporary file; zipping the database
 def test_a_failed_writer_leaves_no_temporary_files(step, failing_package, project, tmp_path, monkeypatch, capsys):
     import deckbuild.package as package
     from deckbuild.errors import PackageError
@@ -189,10 +192,19 @@ def test_a_failed_writer_leaves_no_temporary_files(step, failing_package, projec
             raise OSError(28, "disk full")
         return real_mkstemp(*args, prefix=prefix, **kwargs)
 
+    real_copy = package.shutil.copyfileobj
+
+    def failing_copy(source, sink, *args):
+        if Path(str(getattr(source, "name", ""))).name.startswith(f".{failing_package}."):
+            raise OSError(28, "disk full")
+        return real_copy(source, sink, *args)
+
     if step == "write":
         monkeypatch.setattr(package, "write_package", failing_write)
-    else:
+    elif step == "reserve":
         monkeypatch.setattr(package.tempfile, "mkstemp", failing_mkstemp)
+    else:
+        monkeypatch.setattr(package.shutil, "copyfileobj", failing_copy)
     assert run_cli("build", cards, "--out", out, "--quiet") == 1
     assert capsys.readouterr().err.splitlines()[0] == f"error: cannot write {out}/{failing_package}: disk full"
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # no temp files, old packages intact
