@@ -158,10 +158,22 @@ def test_a_folder_in_the_way_fails_before_any_package_is_replaced(built, capsys)
     assert _tree(out) == {**before, "prev-zeta.apkg": "folder"}
 
 
-def test_a_rename_failing_half_way_puts_the_previous_packages_back(built, monkeypatch, capsys):
+@pytest.mark.parametrize("where", ["plain", "no-hard-links", "symlink", "symlink-no-hard-links"])
+def test_a_rename_failing_half_way_puts_the_previous_packages_back(where, built, monkeypatch, capsys, tmp_path):
+    # "no-hard-links": a file system without them (FAT, some network shares) gets copies as
+    # backups; "symlink": a package that is a symbolic link comes back as that same link.
     import deckbuild.package as package
 
     cards, out, before = built
+    if where.endswith("no-hard-links"):
+        def no_link(*args, **kwargs):
+            raise OSError(1, "Operation not permitted")
+
+        monkeypatch.setattr(package.os, "link", no_link)
+    if where.startswith("symlink"):
+        elsewhere = tmp_path / "elsewhere.apkg"
+        os.replace(out / "prev.apkg", elsewhere)
+        (out / "prev.apkg").symlink_to(elsewhere)
     real = os.replace
     failed = []
 
@@ -176,6 +188,8 @@ def test_a_rename_failing_half_way_puts_the_previous_packages_back(built, monkey
     assert failed
     assert capsys.readouterr().err.splitlines()[0] == f"error: cannot write {out}/prev-zeta.apkg: No space left on device"
     assert _tree(out) == before  # prev.apkg and prev-alpha.apkg were renamed, then put back; no temporary file
+    if where.startswith("symlink"):
+        assert (out / "prev.apkg").is_symlink() and (out / "prev.apkg").readlink() == elsewhere
 
 
 @pytest.mark.parametrize("raised", [KeyboardInterrupt, RuntimeError])
