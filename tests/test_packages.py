@@ -158,6 +158,25 @@ def test_a_folder_in_the_way_fails_before_any_package_is_replaced(built, capsys)
     assert _tree(out) == {**before, "prev-zeta.apkg": "folder"}
 
 
+def test_a_backup_that_cannot_be_made_names_its_package_and_changes_nothing(built, monkeypatch, capsys):
+    # No hard links, and the copy of the first package fails: nothing has been renamed yet.
+    import deckbuild.package as package
+
+    cards, out, before = built
+
+    def no_link(*args, **kwargs):
+        raise OSError(1, "Operation not permitted")
+
+    def no_copy(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(package.os, "link", no_link)
+    monkeypatch.setattr(package.shutil, "copy2", no_copy)
+    assert run_cli("build", cards, "--out", out, "--quiet") == 1
+    assert capsys.readouterr().err.splitlines()[0] == f"error: cannot write {out}/prev.apkg: No space left on device"
+    assert _tree(out) == before
+
+
 @pytest.mark.parametrize("where", ["plain", "no-hard-links", "symlink", "symlink-no-hard-links"])
 def test_a_rename_failing_half_way_puts_the_previous_packages_back(where, built, monkeypatch, capsys, tmp_path):
     # "no-hard-links": a file system without them (FAT, some network shares) gets copies as

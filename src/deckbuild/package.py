@@ -581,6 +581,7 @@ def _replace_all(pairs: list[tuple[Path, Path]]) -> None:
     a target is never missing, and a failure or interrupt half-way restores the old set.
     """
     done: list[tuple[Path, Path | None]] = []
+    target = None  # the one being replaced when something fails: its backup or its rename
     try:
         for temp, target in pairs:
             backup = None
@@ -593,7 +594,6 @@ def _replace_all(pairs: list[tuple[Path, Path]]) -> None:
             done.append((target, backup))
             os.replace(temp, target)
     except BaseException as exc:
-        failed = done[-1][0] if done else None
         for previous, backup in reversed(done):
             try:
                 if backup is not None:
@@ -603,7 +603,7 @@ def _replace_all(pairs: list[tuple[Path, Path]]) -> None:
             except OSError:
                 pass
         if isinstance(exc, OSError):
-            raise PackageError(f"cannot write {failed}: {exc.strerror or exc}") from None
+            raise PackageError(f"cannot write {target}: {exc.strerror or exc}") from None
         raise
     finally:
         for _, backup in done:
