@@ -84,6 +84,17 @@ def test_notes_fields_tags_decks_and_cards(project, tmp_path, collection):
     assert sorted(p.name for p in (tmp_path / "dist").iterdir()) == ["study-facts.apkg", "study-probes.apkg", "study.apkg"]
 
 
+def test_notes_and_cards_are_dated_at_the_build_in_the_card_browser(project, tmp_path, collection, monkeypatch):
+    # Anki's note and card ids are their creation times in milliseconds (the browser's
+    # "Created" column); deckbuild numbers them from the build's time, which import keeps.
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    cards = project({"facts.yaml": FACTS, "probes.yaml": PROBES})
+    assert run_cli("build", cards, "--out", tmp_path / "dist", "--no-cache", "--quiet") == 0
+    import_package(collection, tmp_path / "dist" / "study.apkg")
+    ids = [*collection.find_notes(""), *collection.find_cards("")]
+    assert len(ids) >= 8 and all(1_700_000_000_000 <= i < 1_700_000_000_000 + 1000 for i in ids), ids
+
+
 def test_a_code_notes_code_field_is_its_code_as_text_and_no_run_leaves_no_output(project, tmp_path, collection):
     code = """print("it's <b>bold</b> & done")"""
     cards = project({"code.yaml": f"deck: Code\ntype: code\ncards:\n  - id: quotes\n    q: What does this print?\n    code: |\n      {code}\n"})

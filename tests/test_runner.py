@@ -288,6 +288,11 @@ def test_timeout_kills_the_snippet_and_its_children_and_keeps_the_worker(light):
     assert after.ok and int(after.stdout) == worker_pid == light.pid  # still warm
 
 
+def test_a_timed_out_run_still_names_its_python_and_torch(worker):
+    r = worker.run("import time\ntime.sleep(30)", timeout=0.5)
+    assert r.timed_out and (r.python, r.torch) == (worker.python_version, worker.torch_version) and r.torch
+
+
 def test_timeout_keeps_partial_output(light):
     r = light.run("print('started')\nwhile True:\n    pass\n", timeout=0.5)
     assert r.timed_out and r.stdout == "started\n"
@@ -310,9 +315,10 @@ def test_a_crash_report_ends_with_the_last_2000_characters_the_worker_wrote_to_i
     # itself) is the crash's diagnostics; the sleep lets the runner's reader take it in first.
     stray = "x" * 2500 + "TAIL"
     r = light.run(f"import os, time\nwith open(f'/proc/{{os.getppid()}}/fd/2', 'w') as f:\n    f.write({stray!r})\n"
-                  "time.sleep(0.3)\nos._exit(7)")
+                  "import sys\nprint('before the crash', file=sys.stderr)\ntime.sleep(0.3)\nos._exit(7)")
     assert r.timed_out is False and r.error.startswith("WorkerCrash: ") and "code 7" in r.error.splitlines()[0]
     assert r.seconds >= 0.3  # the crashed run still reports its time
+    assert r.python == light.python_version and r.stderr == "before the crash\n"
     assert r.error.endswith(" while running the snippet\n" + stray[-2000:] + "\n"), r.error[-80:]
 
 
