@@ -169,7 +169,7 @@ def test_warm_build_sees_edits(project, tmp_path, collection):
 
 
 @pytest.mark.parametrize("failing_package", ["top.apkg", "top-sub.apkg"])  # the first and the second written
-@pytest.mark.parametrize("step", ["write", "reserve", "zip"])  # the package writer; its temporary file; zipping the database
+@pytest.mark.parametrize("step", ["write", "reserve", "zip", "database"])  # the package writer; its temporary file; zipping or writing its database
 def test_a_failed_writer_leaves_no_temporary_files(step, failing_package, project, tmp_path, monkeypatch, capsys):
     import deckbuild.package as package
     from deckbuild.errors import PackageError
@@ -199,7 +199,16 @@ def test_a_failed_writer_leaves_no_temporary_files(step, failing_package, projec
             raise OSError(28, "disk full")
         return real_copy(source, sink, *args)
 
-    if step == "write":
+    real_connect = package.sqlite3.connect
+
+    def failing_connect(path, *args, **kwargs):
+        if Path(str(path)).name.startswith(f".{failing_package}."):
+            raise package.sqlite3.OperationalError("disk full")
+        return real_connect(path, *args, **kwargs)
+
+    if step == "database":
+        monkeypatch.setattr(package.sqlite3, "connect", failing_connect)
+    elif step == "write":
         monkeypatch.setattr(package, "write_package", failing_write)
     elif step == "reserve":
         monkeypatch.setattr(package.tempfile, "mkstemp", failing_mkstemp)

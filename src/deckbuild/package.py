@@ -496,7 +496,8 @@ def write_packages(
                 _cut(plan, store, temps[-1], built[plan.filename])
                 write_package(temps[-1], temps[-2], built[plan.filename], files)
             except PackageError as error:
-                raise PackageError(error.message.replace(str(temps[-2]), str(target)), error.location) from None
+                message = error.message.replace(str(temps[-2]), str(target)).replace(str(temps[-1]), str(target))
+                raise PackageError(message, error.location) from None
             temps[-1].unlink()
         _replace_all([(temp, target) for temp, target in zip(temps[::2], targets)])
     finally:
