@@ -158,19 +158,21 @@ def test_a_folder_in_the_way_fails_before_any_package_is_replaced(built, capsys)
     assert _tree(out) == {**before, "prev-zeta.apkg": "folder"}
 
 
+def _no_hard_links(*args, **kwargs):
+    """Stands in for ``os.link`` on a file system without hard links (FAT, some network shares)."""
+    raise OSError(1, "Operation not permitted")
+
+
 def test_a_backup_that_cannot_be_made_names_its_package_and_changes_nothing(built, monkeypatch, capsys):
     # No hard links, and the copy of the first package fails: nothing has been renamed yet.
     import deckbuild.package as package
 
     cards, out, before = built
 
-    def no_link(*args, **kwargs):
-        raise OSError(1, "Operation not permitted")
-
     def no_copy(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(package.os, "link", no_link)
+    monkeypatch.setattr(package.os, "link", _no_hard_links)
     monkeypatch.setattr(package.shutil, "copy2", no_copy)
     assert run_cli("build", cards, "--out", out, "--quiet") == 1
     assert capsys.readouterr().err.splitlines()[0] == f"error: cannot write {out}/prev.apkg: No space left on device"
@@ -185,10 +187,7 @@ def test_a_rename_failing_half_way_puts_the_previous_packages_back(where, built,
 
     cards, out, before = built
     if where.endswith("no-hard-links"):
-        def no_link(*args, **kwargs):
-            raise OSError(1, "Operation not permitted")
-
-        monkeypatch.setattr(package.os, "link", no_link)
+        monkeypatch.setattr(package.os, "link", _no_hard_links)
     if where.startswith("symlink"):
         elsewhere = tmp_path / "elsewhere.apkg"
         os.replace(out / "prev.apkg", elsewhere)
