@@ -695,7 +695,8 @@ def test_a_snippet_ends_when_its_worker_is_killed_mid_run(tmp_path):
         child = _snippet_pid(child_file)
         os.killpg(w.pid, signal.SIGKILL)
         thread.join(20)
-        assert results and results[0].error.startswith("WorkerCrash")
+        assert results and results[0].error.splitlines()[0] == "WorkerCrash: the worker process was killed by signal 9 (SIGKILL) while running the snippet"
+        assert results[0].timed_out is False and results[0].python == w.python_version
         assert wait_dead(snippet), "the snippet outlived its worker"
         assert wait_dead(child), "a process the snippet started outlived its worker"
 
