@@ -30,7 +30,7 @@ from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer
 
-from deckbuild import interrupts
+from deckbuild import interrupts, sanitize
 from deckbuild.cache import Cache, code_version, content_key
 from deckbuild.errors import Diagnostic, Severity
 from deckbuild.latex import DEFAULT_ENGINE, convert_many, engine
@@ -115,6 +115,9 @@ def image_placeholder(src: str) -> str:
     return f"\x02dbimg:{content_key('image', src)[:24]}\x03"
 
 
+_IMAGE_PLACEHOLDER = re.compile("\x02dbimg:([0-9a-f]+)\x03")  # as a URL: see first_removed's use
+
+
 class _ImageCollector(Treeprocessor):
     """Record every ``<img>`` Markdown made and put a placeholder in its ``src``.
 
@@ -174,6 +177,9 @@ class MarkdownRenderer:
         markup = []
         if any("<img" in str(block).lower() for block in self._md.htmlStash.rawHtmlBlocks):
             markup.append((source.lower().find("<img"), "a raw HTML <img> is not packaged with the deck: write the image as ![alt](path)"))
+        elif (removed := sanitize.first_removed(_IMAGE_PLACEHOLDER.sub(r"dbimg-\1", html))) is not None:
+            needle, message = removed
+            markup.append((source.lower().find(needle.lower()), f"{message} (docs/format.md lists the HTML a card may hold)"))
         return ParsedText(html, tuple(log.formulas), tuple(log.problems), tuple(collector.found), tuple(markup))
 
 
@@ -202,7 +208,7 @@ def highlight_code(code: str) -> str:
 #: (the math engine's own version is added per build: see :func:`render`).
 RENDER_VERSION = content_key(
     *(f"{name}={metadata.version(name)}" for name in ("markdown", "pygments")),
-    code_version("render.py", "mathext.py", "latex.py"),
+    code_version("render.py", "mathext.py", "latex.py", "sanitize.py"),
 )
 PARALLEL_THRESHOLD = 2000  # texts to render before a second process pays for its start-up
 
