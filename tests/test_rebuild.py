@@ -459,7 +459,9 @@ def test_a_rebuild_that_reuses_unchanged_notes_writes_the_bytes_a_full_render_wr
     assert _snapshot(dist) == reused
 
 
-@pytest.mark.parametrize("damage", ["garbage", "wrong-deck", "lost-card", "twin-guid", "twin-pair", "split-deck", "symlink", "token-path"])
+@pytest.mark.parametrize(
+    "damage", ["garbage", "wrong-deck", "lost-card", "twin-guid", "twin-pair", "split-deck", "symlink", "token-path", "script", "tag-markup"]
+)
 def test_a_damaged_kept_store_is_not_reused_and_the_rebuild_is_right(damage, project, tmp_path, collection, monkeypatch):
     import sqlite3
 
@@ -487,7 +489,11 @@ def test_a_damaged_kept_store_is_not_reused_and_the_rebuild_is_right(damage, pro
             kept.symlink_to(elsewhere)
         db = sqlite3.connect(kept)
         with db:
-            if damage != "split-deck":  # note one's answer: its row must not be lent
+            if damage == "script":  # only a script (and an event handler) added: the rows are intact otherwise
+                db.execute("update notes set flds = replace(flds, '<p>', '<p><script>forged()</script><img src=x onerror=forged()>')")
+            elif damage == "tag-markup":
+                db.execute("update notes set tags = ' <b>forged</b> '")
+            elif damage != "split-deck":  # note one's answer: its row must not be lent
                 db.execute("update notes set flds = replace(flds, '1', 'forged')")
             if damage == "wrong-deck":
                 db.execute("update cards set did = did + 1")
@@ -510,6 +516,6 @@ def test_a_damaged_kept_store_is_not_reused_and_the_rebuild_is_right(damage, pro
     import_package(collection, dist / "loop.apkg")
     notes = _notes(collection)
     assert sorted(notes) == ["deep", "one", "three", "two"]
-    assert all("forged" not in field for n in notes.values() for field in n.fields), damage
+    assert all("forged" not in field for n in notes.values() for field in [*n.fields, *n.tags]), damage
     assert notes["two"]["Question"].startswith("<p>What is two, again?")
     assert len(collection.find_cards("")) == 5

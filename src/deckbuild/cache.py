@@ -8,7 +8,9 @@ The cache file is treated as written by someone else (a repository may ship one)
 are stored as inert JSON, never pickled, and every value read is checked against the
 shape its reader asks for (a type such as ``str`` or ``list[Card]``). A value that does not
 parse or does not have that shape is a miss, so a cache copied from anywhere is at worst
-useless and can never run code.
+useless and can never run code. A crafted value of the right shape can change a field's
+text, never add a script to it: every field a package gets goes through
+:func:`deckbuild.sanitize.clean` (see :func:`deckbuild.package.note_fields`).
 """
 
 from __future__ import annotations

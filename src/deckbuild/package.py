@@ -43,7 +43,7 @@ from pathlib import Path
 import genanki
 from genanki.apkg_schema import APKG_SCHEMA
 
-from deckbuild import __version__, interrupts
+from deckbuild import __version__, interrupts, sanitize
 from deckbuild.cache import code_version, content_key
 from deckbuild.errors import PackageError
 from deckbuild.model import Card, CodeOutput, Kind, Media, RenderedCard, Stamps
@@ -157,18 +157,26 @@ def plan_packages(cards: list[Card]) -> list[PackagePlan]:
 
 
 def note_fields(rendered: RenderedCard, output: CodeOutput | None) -> list[str]:
-    """Return the note's field values (HTML) in the order of its note type's fields."""
+    """Return the note's field values (HTML) in the order of its note type's fields.
+
+    Every rendered field goes through :func:`deckbuild.sanitize.clean`, whatever made it
+    (the renderer, the build cache, a snippet's baked output), so no note carries a script;
+    the Id, Code and Source fields are escaped text (``<``, ``>``, ``&``)."""
     card = rendered.card
     source = html.escape(", ".join(card.source))
+    clean = sanitize.clean
     if card.kind is Kind.QA:
-        return [card.id, rendered.question, rendered.answer, rendered.topic, source]
+        return [card.id, clean(rendered.question), clean(rendered.answer), clean(rendered.topic), source]
     if card.kind is Kind.FACT:
-        return [card.id, rendered.question, rendered.answer, rendered.why, source]
+        return [card.id, clean(rendered.question), clean(rendered.answer), clean(rendered.why), source]
     if card.kind is Kind.PROBE:
-        return [card.id, rendered.question, rendered.answer, rendered.follow_up, rendered.follow_up_answer, source]
+        return [
+            card.id, clean(rendered.question), clean(rendered.answer), clean(rendered.follow_up),
+            clean(rendered.follow_up_answer), source,
+        ]
     code = html.escape(card.code.value if card.code else "", quote=False)
-    baked = output.html if output else ""
-    return [card.id, rendered.question, code, rendered.code_html, baked, rendered.answer, source]
+    baked = clean(output.html) if output else ""
+    return [card.id, clean(rendered.question), code, clean(rendered.code_html), baked, clean(rendered.answer), source]
 
 
 def note_digest(card: Card, fields: list[str]) -> str:
@@ -205,6 +213,15 @@ class _Model(genanki.Model):
         return super().to_json(self.mod, deck_id)
 
 
+def _inert(flds: object, tags: object) -> bool:
+    """Whether a kept store's note row (its ``flds`` and ``tags`` columns) is what a build
+    writes: text whose every field is escaped text (no ``<``) or HTML that
+    :func:`deckbuild.sanitize.clean` leaves as it is. A crafted store's script is never lent."""
+    if not isinstance(flds, str) or not isinstance(tags, str) or "<" in tags:
+        return False
+    return all("<" not in field or sanitize.is_clean(field) for field in flds.split("\x1f"))
+
+
 KEPT_STORE = re.compile(r"[0-9a-f]{32}")  # a kept store's token (its file: ``notes-<token>.anki2``)
 
 
@@ -221,7 +238,9 @@ class NoteStore:
     its rows to :meth:`reuse`. It is opened read-only, runs nothing, and its structure is
     checked, so a damaged one only means nothing is reused. A crafted one can, as a crafted
     render cache can, give a note whose source did not change other field text; never
-    another GUID, note type, deck or card count, and never code that runs.
+    another GUID, note type, deck or card count, never a script or event handler (a row
+    whose HTML :func:`deckbuild.sanitize.clean` would change is not lent), and never code
+    that runs.
     Raises :class:`PackageError` if the folder cannot be written.
     """
 
@@ -267,24 +286,25 @@ class NoteStore:
     def _attach(self, previous: Path) -> None:
         """Open the last build's store read-only and list the notes it can lend: GUID →
         (note ID, note type ID, deck ID, number of cards), only notes whose cards all sit in
-        one deck, numbered right after their note (as genanki numbers them)."""
+        one deck, numbered right after their note (as genanki numbers them), and whose fields
+        and tags hold no HTML that :func:`deckbuild.sanitize.clean` would change."""
         try:
             self._db.execute("pragma trusted_schema = off")  # its schema's views and triggers run nothing
             self._db.execute("attach database ? as previous", (f"{previous.resolve().as_uri()}?mode=ro",))
             rows = self._db.execute(
-                "select n.guid, n.id, n.mid, min(c.did), max(c.did), count(*), min(c.id - n.id), max(c.id - n.id), min(c.ord), max(c.ord) "
+                "select n.guid, n.id, n.mid, min(c.did), max(c.did), count(*), min(c.id - n.id), max(c.id - n.id), min(c.ord), max(c.ord), n.flds, n.tags "
                 "from previous.notes n join previous.cards c on c.nid = n.id group by n.id"
             ).fetchall()
         except (sqlite3.Error, OSError, ValueError):
             self._detach()
             return
         seen: set[str] = set()
-        for guid, nid, mid, did, did_max, count, first, last, ord_min, ord_max in rows:
+        for guid, nid, mid, did, did_max, count, first, last, ord_min, ord_max, flds, tags in rows:
             if guid in seen:  # two notes with one GUID: lend neither
                 self._lendable.pop(guid, None)
                 continue
             seen.add(guid)
-            if did == did_max and first == 1 and last == count and ord_min == 0 and ord_max == count - 1:
+            if did == did_max and first == 1 and last == count and ord_min == 0 and ord_max == count - 1 and _inert(flds, tags):
                 self._lendable[guid] = (nid, mid, did, count)
 
     def _detach(self) -> None:
@@ -413,7 +433,7 @@ def package_media(cards: tuple[Card, ...], media: dict[str, tuple[Media, ...]], 
 
 MANIFEST_STEM = "deckbuild-manifest"
 MANIFEST_FORMAT = 1
-PACKAGE_VERSION = code_version("package.py", "notetypes.py")
+PACKAGE_VERSION = code_version("package.py", "notetypes.py", "sanitize.py")
 
 
 def package_digest(plan: PackagePlan, stamps: Stamps, media: tuple[Media, ...] = (), namespace: str | None = None) -> str:

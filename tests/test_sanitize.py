@@ -1,0 +1,127 @@
+"""No card, build cache or kept note store can put a script into a deck: Anki runs the
+scripts a field holds each time its card is shown, with ``pycmd`` in reach."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+
+from deckbuild import sanitize
+from deckbuild.load import load
+from deckbuild.render import render
+from tests.conftest import REPO, import_package, run_cli
+
+HOSTILE = [
+    # (what the card's answer holds, column of the error on line 6, the error's message)
+    ("Fine. <script>document.title = 'ran'</script>", 13,
+     "<script> is not HTML a card may hold: to show it as text, write it in backticks or as &lt;script&gt;"),
+    ('<div onclick="pycmd(\'deckbuild:run\')">press</div>', 12,
+     "the attribute 'onclick' of <div> is not allowed in a card: Anki runs a card's event handlers and scripts each time it is shown"),
+    ("See [the paper](javascript:alert(1)).", 23,
+     "a link in a card may use only http:, https:, mailto: or a media file, not 'javascript:'"),
+    ('<iframe src="https://example.org"></iframe>', 7,
+     "<iframe> is not HTML a card may hold: to show it as text, write it in backticks or as &lt;iframe&gt;"),
+    ('<span style="position: fixed; inset: 0">over everything</span>', 20,
+     "a card's style attribute may set only --indent, display, math-depth, padding-left, padding-right, text-align, not 'position'"),
+    ("The model emits <unk> for it.", 23,
+     "<unk> is not HTML a card may hold: to show it as text, write it in backticks or as &lt;unk&gt;"),
+    ('<svg onload="alert(1)"><circle r="4"/></svg>', 7,
+     "<svg> is not HTML a card may hold: to show it as text, write it in backticks or as &lt;svg&gt;"),
+]
+
+
+@pytest.mark.parametrize("answer, column, message", HOSTILE, ids=["script", "handler", "js-link", "iframe", "style", "unknown", "svg"])
+def test_html_that_anki_would_run_or_hide_is_a_located_error_and_nothing_is_written(answer, column, message, project, tmp_path, capsys):
+    cards = project({"deck.yaml": f"deck: D\ncards:\n  - id: one\n    q: What is shown?\n    a: |\n      {answer}\n"})
+    assert run_cli("build", cards, "--out", tmp_path / "dist", "--quiet") == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if ": error: " in line]
+    assert errors == [f"{cards / 'deck.yaml'}:6:{column}: error: {message} (docs/format.md lists the HTML a card may hold)"]
+    assert not (tmp_path / "dist").exists()
+
+
+def test_the_html_a_card_author_may_write_reaches_anki_as_written(project, tmp_path, collection):
+    answer = (
+        "Press <kbd>Ctrl</kbd>+<kbd>C</kbd>; H<sub>2</sub>O, x<sup>2</sup>, <mark>marked</mark>, "
+        '<abbr title="Kullback-Leibler">KL</abbr>, [a paper](https://arxiv.org/abs/1706.03762).\n\n'
+        "<details><summary>More</summary>Hidden until opened.</details>\n"
+    )
+    cards = project({"deck.yaml": "deck: D\ncards:\n  - id: one\n    q: What is shown?\n    a: |\n"
+                     + "".join(f"      {line}\n" for line in answer.splitlines())})
+    assert run_cli("build", cards, "--out", tmp_path / "dist", "--quiet") == 0
+    import_package(collection, tmp_path / "dist" / "d.apkg")
+    (nid,) = collection.find_notes("")
+    field = collection.get_note(nid)["Answer"]
+    for kept in ("<kbd>Ctrl</kbd>", "H<sub>2</sub>O", "x<sup>2</sup>", "<mark>marked</mark>",
+                 '<abbr title="Kullback-Leibler">KL</abbr>', '<a href="https://arxiv.org/abs/1706.03762">a paper</a>',
+                 "<details><summary>More</summary>Hidden until opened.</details>"):
+        assert kept in field
+
+
+@pytest.mark.parametrize("engine", ["temml", "latex2mathml"])
+def test_the_allowlist_keeps_everything_deckbuild_renders_for_the_corpus(engine, corpus_build):
+    """Every field of every shipped card, as the renderer makes it (Markdown, Pygments and
+    each math engine's MathML), loses nothing to the sanitizer: it only re-spells it."""
+    root, _ = corpus_build
+    cards = load([REPO / "cards"]).cards
+    rendered, problems = render(cards, None if engine != "temml" else _cache(root), engine)
+    assert problems == []
+    fields = [getattr(r, name) for r in rendered for name in
+              ("question", "answer", "topic", "why", "follow_up", "follow_up_answer", "code_html")]
+    assert sum("<math" in f for f in fields) > 500 and sum("codehilite" in f for f in fields) > 40
+    assert [f[:200] for f in fields if sanitize.first_removed(f) is not None] == []
+    assert all(sanitize.is_clean(sanitize.clean(f)) for f in fields)  # a fixed point, as kept stores are checked
+
+
+def _cache(root):
+    from deckbuild.cache import Cache
+
+    return Cache(root / "cache")
+
+
+def test_the_corpus_baked_output_loses_nothing_to_the_sanitizer(corpus_build):
+    """Every snippet's baked output (stdout, stderr, exception, figures, timing line), as
+    the output cache holds it before it is cleaned into a note."""
+    root, _ = corpus_build
+    db = sqlite3.connect(root / "cache" / "cache.sqlite")
+    outputs = [json.loads(value)[0] for (value,) in db.execute("select value from entries where ns = 'output'")]
+    db.close()
+    assert len(outputs) == 44 and sum("db-figures" in o for o in outputs) >= 8
+    assert [o[:200] for o in outputs if sanitize.first_removed(o) is not None] == []
+
+
+def _poison_cache(cache_file, forge):
+    db = sqlite3.connect(cache_file)
+    with db:
+        for ns, key, value in db.execute("select ns, key, value from entries").fetchall():
+            db.execute("update entries set value = ? where ns = ? and key = ?", (forge(ns, value), ns, key))
+    db.close()
+
+
+def test_a_crafted_render_or_output_cache_cannot_put_a_script_into_a_deck(project, tmp_path, collection, monkeypatch):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    cards = project({"a.yaml": (
+        "deck: D\ncards:\n  - id: plain\n    type: fact\n    q: What is $2 + 2$?\n    a: '**4**'\n"
+        "  - id: snippet\n    type: code\n    q: What does this print?\n    code: |\n      print(6 * 7)\n"
+    )})
+    cache = tmp_path / "cache"
+    assert run_cli("build", cards, "--out", tmp_path / "d1", "--cache-dir", cache, "--quiet") == 0
+    forged = {"render": 0, "output": 0}
+
+    def forge(ns, value):
+        if ns in forged:
+            new = value.replace("<p>", "<p><script>forged()</script><img src=x onerror=forged()>SEEN ")
+            new = new.replace("<pre", "<pre onmouseover=forged()").replace("42", "SEEN42")
+            forged[ns] += new != value
+            return new
+        return value
+
+    _poison_cache(cache / "cache.sqlite", forge)
+    assert forged["render"] >= 2 and forged["output"] >= 1
+    assert run_cli("build", cards, "--out", tmp_path / "d2", "--cache-dir", cache, "--quiet") == 0
+    import_package(collection, tmp_path / "d2" / "d.apkg")
+    notes = {collection.get_note(n)["Id"]: dict(collection.get_note(n).items()) for n in collection.find_notes("")}
+    # the forged values were read (their text is there: the cache was not simply missed) and lost their scripts
+    assert "SEEN <strong>4</strong>" in notes["plain"]["Answer"] and "SEEN42" in notes["snippet"]["Output"]
+    assert not [v for note in notes.values() for v in note.values() if "forged" in v]
