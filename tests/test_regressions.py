@@ -150,13 +150,13 @@ def test_renders_are_redone_when_the_renderer_changes(tmp_path, collection, monk
     write_files(tmp_path / "cards", {"a.yaml": FACT})
     assert _build(tmp_path) == 0
     real = render._render_all
-    monkeypatch.setattr(render, "_render_all", lambda texts, math: [render.RenderedText(r.html + "<!--new renderer-->", r.formulas, r.problems) for r in real(texts, math)])
+    monkeypatch.setattr(render, "_render_all", lambda texts, math: [render.RenderedText(r.html + "<em>new renderer</em>", r.formulas, r.problems) for r in real(texts, math)])
     monkeypatch.setattr(render, "RENDER_VERSION", "a new renderer version")
     (tmp_path / "cards" / "a.yaml").touch()
     assert _build(tmp_path, "--out", tmp_path / "again") == 0
     import_package(collection, tmp_path / "again" / "d.apkg")
     (nid,) = collection.find_notes("")
-    assert collection.get_note(nid)["Answer"].endswith("<!--new renderer-->")
+    assert collection.get_note(nid)["Answer"].endswith("<em>new renderer</em>")
 
 
 def test_a_bad_formula_fails_warm_builds_too(tmp_path, capsys):
