@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -27,10 +28,10 @@ CARD = """
     """
 
 
-def _page(collection, tmp_path, no_mathml: bool):
+def _page(collection, tmp_path, no_mathml: bool, head: str = ""):
     (cid,) = collection.find_cards("")
     card = collection.get_card(cid)
-    head = "<script>window.deckbuildMathML = false;</script>" if no_mathml else ""
+    head = ("<script>window.deckbuildMathML = false;</script>" if no_mathml else "") + head
     page = tmp_path / ("off.html" if no_mathml else "on.html")
     page.write_text(f"<html><head>{head}<style>{card.note_type()['css']}</style></head><body class='card'>{card.answer()}</body></html>")
     done = subprocess.run([sys.executable, str(REPO / "tests" / "webengine" / "render_card.py"), str(page)], capture_output=True, text=True, timeout=120)
@@ -57,3 +58,74 @@ def test_without_mathml_every_formula_becomes_tex_for_mathjax(answer_side, tmp_p
     report = _page(answer_side, tmp_path, no_mathml=True)
     assert report["math"] == 0
     assert report["tex"] == ["\\(a^2\\)", "\\[\\frac{1}{2}\\]", "\\(b < c\\)"]
+
+
+def _anki_mathjax() -> str:
+    """Anki's own MathJax set-up and build (the reviewer loads these two), from aqt's data."""
+    import _aqt
+
+    js = Path(next(iter(_aqt.__path__))) / "data" / "web" / "js"
+    return (
+        f'<script src="{(js / "mathjax.js").as_uri()}"></script>'
+        f'<script>window.MathJax.loader.paths.mathjax = "{(js / "vendor" / "mathjax").as_uri()}";</script>'
+        f'<script src="{(js / "vendor" / "mathjax" / "tex-chtml-full.js").as_uri()}"></script>'
+    )
+
+
+LINKS = """
+    deck: D
+    type: fact
+    cards:
+      - id: x
+        q: What is shown?
+        a: |
+          Kept $y+1$, and &#92;(\\href{javascript:alert(1)}{one}&#92;) as text.
+        why: The forged $a$ and $b$.
+    """
+
+
+def test_anki_mathjax_makes_no_link_from_a_card_or_a_crafted_cache(project, tmp_path, collection):
+    """Anki's MathJax typesets the TeX it finds in a card's text, and its ``\\href`` makes a
+    live ``javascript:`` link. Neither the text (an escaped ``\\(``) nor a crafted render
+    cache's ``data-tex`` may reach it; a plain formula still falls back to it."""
+    import sqlite3
+
+    cards = project({"a.yaml": LINKS})
+    cache = tmp_path / "cache"
+    assert run_cli("build", cards, "--out", tmp_path / "d1", "--cache-dir", cache, "--quiet") == 0
+    forgeries = {'data-tex="a"': 'data-tex="\\href{javascript:alert(2)}{two}"',
+                 'data-tex="b"': 'data-tex="\\def\\g#1{\\h#1}\\g{ref}{javascript:alert(3)}{three}"'}
+
+    def forge(text):
+        for old, new in forgeries.items():
+            text = text.replace(old, new)
+        return text
+
+    db = sqlite3.connect(cache / "cache.sqlite")
+    with db:
+        rows = db.execute("select key, value from entries where ns = 'render'").fetchall()
+        for key, value in rows:
+            forged = json.dumps(_map_strings(json.loads(value), forge))
+            db.execute("update entries set value = ? where ns = 'render' and key = ?", (forged, key))
+    db.close()
+    assert run_cli("build", cards, "--out", tmp_path / "d2", "--cache-dir", cache, "--quiet") == 0
+    import_package(collection, tmp_path / "d2" / "d.apkg")
+    (nid,) = collection.find_notes("")
+    assert "alert(2)" in collection.get_note(nid)["Why"]  # the forged cache was read
+
+    report = _page(collection, tmp_path, no_mathml=True, head=_anki_mathjax())
+    assert "error" not in report, report
+    assert not [link for link in report["links"] if not link.lower().startswith(("http:", "https:", "_", "#"))], report["links"]
+    # MathJax ran and typeset the plain formula's fallback; the two forged ones stayed MathML
+    assert report["typeset"] == 1 and report["tex"] == ["y+1"] and report["math"] == 2, report
+    assert "\\(\\href{javascript:alert(1)}{one}\\)" in report["text"]  # shown as written
+
+
+def _map_strings(value, change):
+    if isinstance(value, str):
+        return change(value)
+    if isinstance(value, list):
+        return [_map_strings(v, change) for v in value]
+    if isinstance(value, dict):
+        return {k: _map_strings(v, change) for k, v in value.items()}
+    return value

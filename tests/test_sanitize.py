@@ -125,3 +125,18 @@ def test_a_crafted_render_or_output_cache_cannot_put_a_script_into_a_deck(projec
     # the forged values were read (their text is there: the cache was not simply missed) and lost their scripts
     assert "SEEN <strong>4</strong>" in notes["plain"]["Answer"] and "SEEN42" in notes["snippet"]["Output"]
     assert not [v for note in notes.values() for v in note.values() if "forged" in v]
+
+
+@pytest.mark.parametrize("html, expected", [
+    ("<p>a \\(x\\) b</p>", f"<p>a \\{sanitize.NO_MATH}(x\\{sanitize.NO_MATH}) b</p>"),
+    ("<p>\\[x\\]</p>", f"<p>\\{sanitize.NO_MATH}[x\\{sanitize.NO_MATH}]</p>"),
+    ("<pre><code>re.sub(r'\\(', '')</code></pre>", "<pre><code>re.sub(r'\\(', '')</code></pre>"),
+    ("<p><code>\\(</code> then \\(</p>", f"<p><code>\\(</code> then \\{sanitize.NO_MATH}(</p>"),
+    ('<p title="\\(x\\)">t</p>', '<p title="\\(x\\)">t</p>'),
+    ("<p>\\\\ and \\$ and \\alpha</p>", "<p>\\\\ and \\$ and \\alpha</p>"),
+], ids=["inline", "display", "code-block", "code-span", "attribute", "other-escapes"])
+def test_tex_delimiters_in_a_fields_text_are_kept_from_anki_mathjax(html, expected):
+    """Anki's MathJax would typeset ``\\(…\\)`` in a field's text (tests/test_mathml_fallback.py
+    shows its ``\\href`` link); MathJax skips code and attributes, which stay as written."""
+    assert sanitize.clean(html) == expected
+    assert sanitize.is_clean(expected)

@@ -78,19 +78,49 @@ _CLEANER = nh3.Cleaner(
 )
 
 
+# nh3's output quotes every attribute value with ``"``, so a tag ends at the first ``>``
+# outside quotes; the text between tags holds no ``<``.
+_TAG = re.compile(r'(<(?:[^>"]|"[^"]*")*>)')
+_TAG_NAME = re.compile(r"</?([A-Za-z][^\s/>]*)")
+# Anki's MathJax typesets \(…\) and \[…\] in a field's text, and never looks inside these.
+_MATHJAX_SKIPS = frozenset({"code", "pre", "annotation"})
+_MATHJAX_DELIMITER = re.compile(r"\\(?=[()\[\]])")
+#: What :func:`clean` puts between a backslash and the bracket after it in a field's text.
+#: MathJax (3, as Anki and AnkiDroid run it) finds math only within one run of text, so the
+#: empty element keeps ``\(`` as text, and the text shown and searched is unchanged.
+NO_MATH = '<span class="db-nomath"></span>'
+
+
+def _keep_delimiters_as_text(html: str) -> str:
+    parts = _TAG.split(html)
+    skipped = 0  # open <code>, <pre> and <annotation> elements
+    for i, part in enumerate(parts):
+        if i % 2:
+            name = _TAG_NAME.match(part)
+            if name and name.group(1).lower() in _MATHJAX_SKIPS and not part.endswith("/>"):
+                skipped = max(0, skipped + (-1 if part.startswith("</") else 1))
+        elif not skipped and "\\" in part:
+            parts[i] = _MATHJAX_DELIMITER.sub(lambda m: "\\" + NO_MATH, part)
+    return "".join(parts)
+
+
 def clean(html: str) -> str:
     """Return ``html`` with everything outside the allowlist removed (a script and its text,
-    an ``on...`` attribute, a ``javascript:`` URL, an unknown element's tags, comments).
+    an ``on...`` attribute, a ``javascript:`` URL, an unknown element's tags, comments), and
+    with every TeX delimiter in its text (``\\(``, ``\\)``, ``\\[``, ``\\]`` outside
+    ``<code>``, ``<pre>`` and ``<annotation>``) kept from Anki's MathJax by :data:`NO_MATH`:
+    MathJax would otherwise typeset it, and its ``\\href{javascript:…}`` makes a live link.
 
     The result is a fixed point: ``clean(clean(x)) == clean(x)``. Raises nothing.
     """
-    return _CLEANER.clean(html)
+    out = _CLEANER.clean(html)
+    return _keep_delimiters_as_text(out) if "\\" in out else out
 
 
 def is_clean(html: str) -> bool:
     """Return whether :func:`clean` leaves ``html`` exactly as it is (true of every field
     deckbuild writes, since each went through it)."""
-    return _CLEANER.clean(html) == html
+    return clean(html) == html
 
 
 class _StartTags(HTMLParser):

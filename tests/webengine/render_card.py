@@ -19,9 +19,19 @@ from PyQt6.QtWidgets import QApplication  # noqa: E402
 
 REPORT = """JSON.stringify({
   detected: window.deckbuildMathML,
-  math: document.querySelectorAll("math").length,
-  tex: Array.from(document.querySelectorAll(".db-tex")).map(e => e.textContent)
+  math: document.querySelectorAll("math:not(mjx-container math)").length,  // not MathJax's own copy
+  tex: Array.from(document.querySelectorAll(".db-tex")).map(e => e.textContent),
+  typeset: document.querySelectorAll("mjx-container").length,
+  links: Array.from(document.querySelectorAll("[href]")).map(e => e.getAttribute("href")),
+  text: document.body.textContent
 })"""
+# A page that loads MathJax (as Anki's reviewer does) is typeset before the report, as Anki
+# typesets each card it shows.
+TYPESET = """window.__typeset = "running";
+(window.MathJax && window.MathJax.startup
+  ? window.MathJax.startup.promise.then(() => window.MathJax.typesetPromise())
+  : Promise.resolve()
+).then(() => { window.__typeset = "done"; }, e => { window.__typeset = "failed: " + e; });"""
 
 
 def main() -> None:
@@ -31,7 +41,14 @@ def main() -> None:
     view.resize(800, 600)
 
     def loaded(ok: bool) -> None:
-        QTimer.singleShot(300, lambda: view.page().runJavaScript(REPORT, done))
+        QTimer.singleShot(300, lambda: view.page().runJavaScript(TYPESET, lambda _: poll()))
+
+    def poll() -> None:
+        view.page().runJavaScript("window.__typeset", lambda state: (
+            QTimer.singleShot(100, poll) if state == "running"
+            else view.page().runJavaScript(REPORT, done) if state == "done"
+            else done(json.dumps({"error": state}))
+        ))
 
     def done(result) -> None:
         print(result)

@@ -2,6 +2,7 @@
 // 23.12 on Chromium 108, Android WebViews older than Chrome 109). Support is measured, not
 // assumed: an <mspace> of known size has that size only where MathML layout exists.
 (function () {
+  var UNSAFE = /\\(href|url|class|cssId|style|data|html[A-Za-z]*|require|def|gdef|edef|xdef|let|futurelet|newcommand|renewcommand|providecommand|newenvironment|renewenvironment|DeclareMathOperator|Newextarrow|unicode|mmlToken|begingroup|endgroup)(?![A-Za-z])/;
   function mathmlWorks() {
     if (window.deckbuildMathML !== undefined) return window.deckbuildMathML;
     var probe = document.createElement("div");
@@ -22,7 +23,11 @@
       // deckbuild keeps the TeX in data-tex; older builds kept it in an <annotation>.
       var note = math.querySelector('annotation[encoding="application/x-tex"]');
       var tex = math.hasAttribute("data-tex") ? math.getAttribute("data-tex") : note && note.textContent;
-      if (!tex) continue;
+      // The TeX goes to Anki's MathJax, whose \href{javascript:...} makes a live link. The
+      // build refuses such formulas, but a crafted build cache could forge the attribute: a
+      // formula that names a link-making command, or one that defines macros (MathJax expands
+      // them as text, so a macro could spell one), stays MathML.
+      if (!tex || UNSAFE.test(tex)) continue;
       var span = document.createElement("span");
       span.className = "db-tex";
       var block = math.getAttribute("display") === "block";
