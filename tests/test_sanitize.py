@@ -27,12 +27,16 @@ HOSTILE = [
      "a card's style attribute may set only --indent, display, math-depth, padding-left, padding-right, text-align, not 'position'"),
     ("The model emits <unk> for it.", 23,
      "<unk> is not HTML a card may hold: to show it as text, write it in backticks or as &lt;unk&gt;"),
+    ('<span style="text-align:center;position:fixed">x</span>', 38,
+     "a card's style attribute may set only --indent, display, math-depth, padding-left, padding-right, text-align, not 'position'"),
+    ('<p style="background-image: url(https://example.org/a.png)">x</p>', 17,
+     "a card's style attribute may set only --indent, display, math-depth, padding-left, padding-right, text-align, not 'background-image'"),
     ('<svg onload="alert(1)"><circle r="4"/></svg>', 7,
      "<svg> is not HTML a card may hold: to show it as text, write it in backticks or as &lt;svg&gt;"),
 ]
 
 
-@pytest.mark.parametrize("answer, column, message", HOSTILE, ids=["script", "handler", "js-link", "iframe", "style", "unknown", "svg"])
+@pytest.mark.parametrize("answer, column, message", HOSTILE, ids=["script", "handler", "js-link", "iframe", "style", "unknown", "style-mixed", "style-url", "svg"])
 def test_html_that_anki_would_run_or_hide_is_a_located_error_and_nothing_is_written(answer, column, message, project, tmp_path, capsys):
     cards = project({"deck.yaml": f"deck: D\ncards:\n  - id: one\n    q: What is shown?\n    a: |\n      {answer}\n"})
     assert run_cli("build", cards, "--out", tmp_path / "dist", "--quiet") == 1
@@ -45,7 +49,8 @@ def test_the_html_a_card_author_may_write_reaches_anki_as_written(project, tmp_p
     answer = (
         "Press <kbd>Ctrl</kbd>+<kbd>C</kbd>; H<sub>2</sub>O, x<sup>2</sup>, <mark>marked</mark>, "
         '<abbr title="Kullback-Leibler">KL</abbr>, [a paper](https://arxiv.org/abs/1706.03762).\n\n'
-        "<details><summary>More</summary>Hidden until opened.</details>\n"
+        "<details><summary>More</summary>Hidden until opened.</details>\n\n"
+        "<details open><summary>Open</summary>Shown.</details>\n"
     )
     cards = project({"deck.yaml": "deck: D\ncards:\n  - id: one\n    q: What is shown?\n    a: |\n"
                      + "".join(f"      {line}\n" for line in answer.splitlines())})
@@ -55,7 +60,7 @@ def test_the_html_a_card_author_may_write_reaches_anki_as_written(project, tmp_p
     field = collection.get_note(nid)["Answer"]
     for kept in ("<kbd>Ctrl</kbd>", "H<sub>2</sub>O", "x<sup>2</sup>", "<mark>marked</mark>",
                  '<abbr title="Kullback-Leibler">KL</abbr>', '<a href="https://arxiv.org/abs/1706.03762">a paper</a>',
-                 "<details><summary>More</summary>Hidden until opened.</details>"):
+                 "<details><summary>More</summary>Hidden until opened.</details>", '<details open="">'):
         assert kept in field
 
 
@@ -132,9 +137,10 @@ def test_a_crafted_render_or_output_cache_cannot_put_a_script_into_a_deck(projec
     ("<p>\\[x\\]</p>", f"<p>\\{sanitize.NO_MATH}[x\\{sanitize.NO_MATH}]</p>"),
     ("<pre><code>re.sub(r'\\(', '')</code></pre>", "<pre><code>re.sub(r'\\(', '')</code></pre>"),
     ("<p><code>\\(</code> then \\(</p>", f"<p><code>\\(</code> then \\{sanitize.NO_MATH}(</p>"),
+    ("<pre><code>a</code>\\(</pre>\\(", f"<pre><code>a</code>\\(</pre>\\{sanitize.NO_MATH}("),
     ('<p title="\\(x\\)">t</p>', '<p title="\\(x\\)">t</p>'),
     ("<p>\\\\ and \\$ and \\alpha</p>", "<p>\\\\ and \\$ and \\alpha</p>"),
-], ids=["inline", "display", "code-block", "code-span", "attribute", "other-escapes"])
+], ids=["inline", "display", "code-block", "code-span", "nested", "attribute", "other-escapes"])
 def test_tex_delimiters_in_a_fields_text_are_kept_from_anki_mathjax(html, expected):
     """Anki's MathJax would typeset ``\\(…\\)`` in a field's text (tests/test_mathml_fallback.py
     shows its ``\\href`` link); MathJax skips code and attributes, which stay as written."""

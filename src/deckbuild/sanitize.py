@@ -97,7 +97,7 @@ def _keep_delimiters_as_text(html: str) -> str:
     for i, part in enumerate(parts):
         if i % 2:
             name = _TAG_NAME.match(part)
-            if name and name.group(1).lower() in _MATHJAX_SKIPS and not part.endswith("/>"):
+            if name and name.group(1).lower() in _MATHJAX_SKIPS:  # nh3 never writes them as <x/>
                 skipped = max(0, skipped + (-1 if part.startswith("</") else 1))
         elif not skipped and "\\" in part:
             parts[i] = _MATHJAX_DELIMITER.sub(lambda m: "\\" + NO_MATH, part)
@@ -128,7 +128,7 @@ class _StartTags(HTMLParser):
     (``(tag, "", "")`` for the tag itself), parsed by the standard library."""
 
     def __init__(self, html: str):
-        super().__init__(convert_charrefs=True)
+        super().__init__()
         self.items: list[tuple[str, str, str]] = []
         self.feed(html)
         self.close()
