@@ -460,7 +460,7 @@ def test_a_rebuild_that_reuses_unchanged_notes_writes_the_bytes_a_full_render_wr
 
 
 @pytest.mark.parametrize(
-    "damage", ["garbage", "wrong-deck", "lost-card", "twin-guid", "twin-pair", "split-deck", "symlink", "token-path", "script", "tag-markup"]
+    "damage", ["garbage", "wrong-deck", "lost-card", "twin-guid", "twin-pair", "split-deck", "symlink", "token-path", "script", "tag-markup", "tex-text"]
 )
 def test_a_damaged_kept_store_is_not_reused_and_the_rebuild_is_right(damage, project, tmp_path, collection, monkeypatch):
     import sqlite3
@@ -491,6 +491,8 @@ def test_a_damaged_kept_store_is_not_reused_and_the_rebuild_is_right(damage, pro
         with db:
             if damage == "script":  # only a script (and an event handler) added: the rows are intact otherwise
                 db.execute("update notes set flds = replace(flds, '<p>', '<p><script>forged()</script><img src=x onerror=forged()>')")
+            elif damage == "tex-text":  # no markup at all, but TeX that Anki's MathJax would make a link of
+                db.execute("update notes set flds = 'forged \\(\\href{javascript:forged()}{x}\\)' || substr(flds, instr(flds, char(31)))")
             elif damage == "tag-markup":
                 db.execute("update notes set tags = ' <b>forged</b> '")
             elif damage != "split-deck":  # note one's answer: its row must not be lent

@@ -215,11 +215,12 @@ class _Model(genanki.Model):
 
 def _inert(flds: object, tags: object) -> bool:
     """Whether a kept store's note row (its ``flds`` and ``tags`` columns) is what a build
-    writes: text whose every field is escaped text (no ``<``) or HTML that
-    :func:`deckbuild.sanitize.clean` leaves as it is. A crafted store's script is never lent."""
+    writes: every field one that :func:`deckbuild.sanitize.clean` leaves as it is (true of
+    the HTML fields and of the escaped-text ones alike, so a forged ``\\(…\\)`` in plain text
+    is caught too), and tags without markup. A crafted store's script is never lent."""
     if not isinstance(flds, str) or not isinstance(tags, str) or "<" in tags:
         return False
-    return all("<" not in field or sanitize.is_clean(field) for field in flds.split("\x1f"))
+    return all(sanitize.is_clean(field) for field in flds.split("\x1f"))
 
 
 KEPT_STORE = re.compile(r"[0-9a-f]{32}")  # a kept store's token (its file: ``notes-<token>.anki2``)
