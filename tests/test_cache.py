@@ -9,7 +9,7 @@ import sqlite3
 
 import pytest
 
-from tests.conftest import import_package, run_cli
+from tests.conftest import import_package, poison_cache, run_cli
 
 CARDS = {
     "a.yaml": """
@@ -36,17 +36,6 @@ class _Payload:
 
     def __reduce__(self):
         return (exec, (f"open({self.marker!r}, 'w').write('ran')",))
-
-
-def _poison(cache_file, value_for):
-    """Replace every stored value with ``value_for(namespace, key, value)``; return the namespaces."""
-    db = sqlite3.connect(cache_file)
-    with db:
-        rows = db.execute("select ns, key, value from entries").fetchall()
-        for ns, key, value in rows:
-            db.execute("update entries set value = ? where ns = ? and key = ?", (value_for(ns, key, value), ns, key))
-    db.close()
-    return {ns for ns, _, _ in rows}
 
 
 @pytest.mark.parametrize(
@@ -88,7 +77,7 @@ def test_a_crafted_cache_never_runs_code_and_never_changes_the_build(payload, pr
             return "NaN"
         return "[" * 100_000 + "]" * 100_000
 
-    namespaces = _poison(cache / "cache.sqlite", value_for)
+    namespaces = poison_cache(cache / "cache.sqlite", value_for)
     assert namespaces == {"load", "render", "output", "history"}  # every kind of cached value was poisoned
     assert run_cli("build", cards, "--out", tmp_path / "d2", "--cache-dir", cache, "--quiet") == 0
     assert not marker.exists()
@@ -170,7 +159,7 @@ def _history(cache_file, edit):
         stored["notes"] = "".join(" ".join(edit(line.split(" "))) + "\n" for line in stored["notes"].splitlines())
         return json.dumps(stored)
 
-    _poison(cache_file, value_for)
+    poison_cache(cache_file, value_for)
 
 
 def test_a_warm_build_counts_the_formulas_of_the_notes_it_reuses(project, tmp_path, capsys):

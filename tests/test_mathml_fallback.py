@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, import_package, run_cli
+from tests.conftest import REPO, import_package, poison_cache, run_cli
 
 import PyQt6.QtWebEngineWidgets  # noqa: E402,F401 - a test dependency: an import error must fail, not skip
 
@@ -88,26 +88,18 @@ def test_anki_mathjax_makes_no_link_from_a_card_or_a_crafted_cache(project, tmp_
     """Anki's MathJax typesets the TeX it finds in a card's text, and its ``\\href`` makes a
     live ``javascript:`` link. Neither the text (an escaped ``\\(``) nor a crafted render
     cache's ``data-tex`` may reach it; a plain formula still falls back to it."""
-    import sqlite3
-
     cards = project({"a.yaml": LINKS})
     cache = tmp_path / "cache"
     assert run_cli("build", cards, "--out", tmp_path / "d1", "--cache-dir", cache, "--quiet") == 0
     forgeries = {'data-tex="a"': 'data-tex="\\href{javascript:alert(2)}{two}"',
                  'data-tex="b"': 'data-tex="\\def\\g#1{\\h#1}\\g{ref}{javascript:alert(3)}{three}"'}
 
-    def forge(text):
+    def forge(ns, key, value):  # the stored value is JSON text: replace within it as JSON spells it
         for old, new in forgeries.items():
-            text = text.replace(old, new)
-        return text
+            value = value.replace(json.dumps(old)[1:-1], json.dumps(new)[1:-1]) if ns == "render" else value
+        return value
 
-    db = sqlite3.connect(cache / "cache.sqlite")
-    with db:
-        rows = db.execute("select key, value from entries where ns = 'render'").fetchall()
-        for key, value in rows:
-            forged = json.dumps(_map_strings(json.loads(value), forge))
-            db.execute("update entries set value = ? where ns = 'render' and key = ?", (forged, key))
-    db.close()
+    poison_cache(cache / "cache.sqlite", forge)
     assert run_cli("build", cards, "--out", tmp_path / "d2", "--cache-dir", cache, "--quiet") == 0
     import_package(collection, tmp_path / "d2" / "d.apkg")
     (nid,) = collection.find_notes("")
@@ -120,12 +112,3 @@ def test_anki_mathjax_makes_no_link_from_a_card_or_a_crafted_cache(project, tmp_
     assert report["typeset"] == 1 and report["tex"] == ["y+1"] and report["math"] == 2, report
     assert "\\(\\href{javascript:alert(1)}{one}\\)" in report["text"]  # shown as written
 
-
-def _map_strings(value, change):
-    if isinstance(value, str):
-        return change(value)
-    if isinstance(value, list):
-        return [_map_strings(v, change) for v in value]
-    if isinstance(value, dict):
-        return {k: _map_strings(v, change) for k, v in value.items()}
-    return value

@@ -11,7 +11,7 @@ import pytest
 from deckbuild import sanitize
 from deckbuild.load import load
 from deckbuild.render import render
-from tests.conftest import REPO, import_package, run_cli
+from tests.conftest import REPO, import_package, poison_cache, run_cli
 
 HOSTILE = [
     # (what the card's answer holds, column of the error on line 6, the error's message)
@@ -96,14 +96,6 @@ def test_the_corpus_baked_output_loses_nothing_to_the_sanitizer(corpus_build):
     assert [o[:200] for o in outputs if sanitize.first_removed(o) is not None] == []
 
 
-def _poison_cache(cache_file, forge):
-    db = sqlite3.connect(cache_file)
-    with db:
-        for ns, key, value in db.execute("select ns, key, value from entries").fetchall():
-            db.execute("update entries set value = ? where ns = ? and key = ?", (forge(ns, value), ns, key))
-    db.close()
-
-
 def test_a_crafted_render_or_output_cache_cannot_put_a_script_into_a_deck(project, tmp_path, collection, monkeypatch):
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
     cards = project({"a.yaml": (
@@ -114,7 +106,7 @@ def test_a_crafted_render_or_output_cache_cannot_put_a_script_into_a_deck(projec
     assert run_cli("build", cards, "--out", tmp_path / "d1", "--cache-dir", cache, "--quiet") == 0
     forged = {"render": 0, "output": 0}
 
-    def forge(ns, value):
+    def forge(ns, key, value):
         if ns in forged:
             new = value.replace("<p>", "<p><script>forged()</script><img src=x onerror=forged()>SEEN ")
             new = new.replace("<pre", "<pre onmouseover=forged()").replace("42", "SEEN42")
@@ -122,7 +114,7 @@ def test_a_crafted_render_or_output_cache_cannot_put_a_script_into_a_deck(projec
             return new
         return value
 
-    _poison_cache(cache / "cache.sqlite", forge)
+    poison_cache(cache / "cache.sqlite", forge)
     assert forged["render"] >= 2 and forged["output"] >= 1
     assert run_cli("build", cards, "--out", tmp_path / "d2", "--cache-dir", cache, "--quiet") == 0
     import_package(collection, tmp_path / "d2" / "d.apkg")
