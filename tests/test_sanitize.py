@@ -33,10 +33,14 @@ HOSTILE = [
      "a card's style attribute may set only --indent, display, math-depth, padding-left, padding-right, text-align, not 'background-image'"),
     ('<svg onload="alert(1)"><circle r="4"/></svg>', 7,
      "<svg> is not HTML a card may hold: to show it as text, write it in backticks or as &lt;svg&gt;"),
+    ('Code <code class="lang mathjax_process">\\(x\\)</code>.', 30,
+     "the class 'mathjax_process' is MathJax's own (it tells Anki's MathJax where to read TeX): a card may not set it"),
+    ("x " + "<span>" * 300 + "deep" + "</span>" * 300, 9,
+     f"HTML nested deeper than {sanitize.MAX_DEPTH} elements is not HTML a card may hold"),
 ]
 
 
-@pytest.mark.parametrize("answer, column, message", HOSTILE, ids=["script", "handler", "js-link", "iframe", "style", "unknown", "style-mixed", "style-url", "svg"])
+@pytest.mark.parametrize("answer, column, message", HOSTILE, ids=["script", "handler", "js-link", "iframe", "style", "unknown", "style-mixed", "style-url", "svg", "mathjax-class", "too-deep"])
 def test_html_that_anki_would_run_or_hide_is_a_located_error_and_nothing_is_written(answer, column, message, project, tmp_path, capsys):
     cards = project({"deck.yaml": f"deck: D\ncards:\n  - id: one\n    q: What is shown?\n    a: |\n      {answer}\n"})
     assert run_cli("build", cards, "--out", tmp_path / "dist", "--quiet") == 1
@@ -132,9 +136,30 @@ def test_a_crafted_render_or_output_cache_cannot_put_a_script_into_a_deck(projec
     ("<pre><code>a</code>\\(</pre>\\(", f"<pre><code>a</code>\\(</pre>\\{sanitize.NO_MATH}("),
     ('<p title="\\(x\\)">t</p>', '<p title="\\(x\\)">t</p>'),
     ("<p>\\\\ and \\$ and \\alpha</p>", "<p>\\\\ and \\$ and \\alpha</p>"),
-], ids=["inline", "display", "code-block", "code-span", "nested", "attribute", "other-escapes"])
+    # a span where the HTML parser reads MathML would end the <math> element: an <mrow> instead
+    ("<math>\\(</math>", f"<math>\\{sanitize.NO_MATH_IN_MATHML}(</math>"),
+    ("<math><mrow>a\\)</mrow><mi>\\(</mi></math>", f"<math><mrow>a\\{sanitize.NO_MATH_IN_MATHML})</mrow><mi>\\{sanitize.NO_MATH}(</mi></math>"),
+    ("<math><mi><b>\\(</b></mi></math>", f"<math><mi><b>\\{sanitize.NO_MATH}(</b></mi></math>"),
+    ("<math><annotation>\\(</annotation></math><br>\\(", f"<math><annotation>\\(</annotation></math><br>\\{sanitize.NO_MATH}("),
+], ids=["inline", "display", "code-block", "code-span", "nested", "attribute", "other-escapes",
+        "in-mathml", "in-mathml-token", "in-html-in-mathml", "annotation-then-void"])
 def test_tex_delimiters_in_a_fields_text_are_kept_from_anki_mathjax(html, expected):
     """Anki's MathJax would typeset ``\\(…\\)`` in a field's text (tests/test_mathml_fallback.py
     shows its ``\\href`` link); MathJax skips code and attributes, which stay as written."""
+    assert sanitize.clean(html) == expected
+    assert sanitize.is_clean(expected)
+
+
+@pytest.mark.parametrize("html, expected", [
+    ('<code class="x  mathjax_process">a</code><p class="tex2jax_ignore">b</p><i class="MathJax_Preview y">c</i>',
+     '<code class="x">a</code><p>b</p><i class="y">c</i>'),
+    ("a\ud800b", "a\ufffdb"),  # a lone surrogate (a crafted cache's JSON can hold one)
+    ("<b>" * (sanitize.MAX_DEPTH + 1) + "\\(", "&lt;b&gt;" * (sanitize.MAX_DEPTH + 1) + "\\" + sanitize.NO_MATH + "("),
+    ("<b>" * sanitize.MAX_DEPTH + "x", "<b>" * sanitize.MAX_DEPTH + "x" + "</b>" * sanitize.MAX_DEPTH),
+    ("<p>" + "<br>" * 1000 + "</p>", "<p>" + "<br>" * 1000 + "</p>"),
+], ids=["mathjax-classes", "surrogate", "too-deep-is-text", "deep-enough", "void-elements"])
+def test_what_clean_changes_besides_the_allowlist(html, expected):
+    """MathJax's classes go, a field nested past nh3's fair time is kept as text, and clean
+    returns instead of raising on text UTF-8 cannot hold."""
     assert sanitize.clean(html) == expected
     assert sanitize.is_clean(expected)

@@ -77,16 +77,23 @@ class NoteTypeSpec:
         )
 
 
+# Anki's MathJax typesets any \(…\) it finds in a card's text, and its \href makes a live
+# link; deckbuild's formulas are MathML already. These classes keep MathJax (3, and 2 on old
+# clients) out of the card; the MathML fallback typesets its own TeX, which MathJax allows
+# within them. A card cannot undo them: the build drops MathJax's classes from fields.
+_CARD = '<div class="db-card mathjax_ignore tex2jax_ignore">'
+
+
 # A line break between blocks: Anki's card browser turns newlines (not </div>) into spaces, so the
 # topic and the question read as two words in its Question column.
 def _front(body: str) -> str:
-    return f'<div class="db-card">{body}</div>\n{_SCRIPT}'
+    return f"{_CARD}{body}</div>\n{_SCRIPT}"
 
 
 def _back(body: str) -> str:
     # The script runs again at the end: clients that parse the card as a page (AnkiDroid) run
     # {{FrontSide}}'s copy before the answer's formulas exist. It is idempotent.
-    return f'{{{{FrontSide}}}}\n<hr id="answer">\n<div class="db-card">{body}\n{_SOURCE}</div>\n{_SCRIPT}'
+    return f'{{{{FrontSide}}}}\n<hr id="answer">\n{_CARD}{body}\n{_SOURCE}</div>\n{_SCRIPT}'
 
 
 QA = NoteTypeSpec(

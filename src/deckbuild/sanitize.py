@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import collections
 import re
+from html import escape
 from html.parser import HTMLParser
 
 import nh3
@@ -66,6 +67,62 @@ STYLE_PROPERTIES = frozenset({"--indent", "display", "math-depth", "padding-left
 #: URL schemes kept in ``href`` and ``src``; a relative URL (a media file's name) is kept.
 URL_SCHEMES = frozenset({"http", "https", "mailto"})
 
+
+
+# nh3's output quotes every attribute value with ``"``, so a tag ends at the first ``>``
+# outside quotes; the text between tags holds no ``<``.
+_TAG = re.compile(r'(<(?:[^>"]|"[^"]*")*>)')
+_TAG_NAME = re.compile(r"</?([A-Za-z][^\s/>]*)")
+# The elements nh3 writes without an end tag (HTML's void elements on the allowlist).
+_VOID = frozenset({"br", "col", "hr", "img"})
+# Anki's MathJax typesets \(…\) and \[…\] in a field's text, and never looks inside these.
+_MATHJAX_SKIPS = frozenset({"code", "pre", "annotation"})
+_MATHJAX_DELIMITER = re.compile(r"\\(?=[()\[\]])")
+#: What :func:`clean` puts between a backslash and the bracket after it in a field's text.
+#: MathJax (3, as Anki and AnkiDroid run it) finds math only within one run of text, so the
+#: empty element keeps ``\(`` as text, and the text shown and searched is unchanged.
+NO_MATH = '<span class="db-nomath"></span>'
+#: The same, in text that is a MathML element's own child (not within a token element
+#: such as ``<mi>``): there an HTML ``<span>`` would end the ``<math>`` element (the HTML
+#: parser's rule for foreign content), and the text after it would join the text outside.
+NO_MATH_IN_MATHML = "<mrow></mrow>"
+# MathML's text integration points (HTML's tree construction): HTML is parsed within them.
+_MATHML_TEXT = frozenset({"mi", "mo", "mn", "ms", "mtext"})
+# MathJax looks inside an element with one of its "process" classes even where it skips the
+# tag (<code>), and skips one with an "ignore" class: neither is the author's to set.
+_MATHJAX_CLASS = re.compile(r"(?i)^(?:mathjax|tex2jax)_")
+
+
+def _keep_delimiters_as_text(html: str) -> str:
+    parts = _TAG.split(html)
+    stack: list[str] = []  # the open elements, innermost last (nh3 writes every end tag)
+    skipped = 0  # how many of them are <code>, <pre> or <annotation>
+    for i, part in enumerate(parts):
+        if i % 2:
+            name = _TAG_NAME.match(part)
+            tag = name.group(1).lower() if name else ""
+            if not tag or tag in _VOID:
+                continue
+            if part.startswith("</"):
+                if stack and stack[-1] == tag:
+                    skipped -= stack.pop() in _MATHJAX_SKIPS
+            else:
+                stack.append(tag)
+                skipped += tag in _MATHJAX_SKIPS
+        elif not skipped and "\\" in part:
+            mathml = bool(stack) and stack[-1] in _MATHML_TAGS and stack[-1] not in _MATHML_TEXT
+            mark = NO_MATH_IN_MATHML if mathml else NO_MATH
+            parts[i] = _MATHJAX_DELIMITER.sub(lambda m: "\\" + mark, part)
+    return "".join(parts)
+
+
+def _attribute(tag: str, name: str, value: str) -> str | None:
+    if name == "class":
+        kept = [c for c in value.split() if not _MATHJAX_CLASS.match(c)]
+        return " ".join(kept) if kept else None
+    return value
+
+
 _CLEANER = nh3.Cleaner(
     tags=set(TAGS),
     clean_content_tags={"script", "style"},
@@ -75,46 +132,54 @@ _CLEANER = nh3.Cleaner(
     filter_style_properties=set(STYLE_PROPERTIES),
     link_rel=None,
     strip_comments=True,
+    attribute_filter=_attribute,
 )
 
 
-# nh3's output quotes every attribute value with ``"``, so a tag ends at the first ``>``
-# outside quotes; the text between tags holds no ``<``.
-_TAG = re.compile(r'(<(?:[^>"]|"[^"]*")*>)')
-_TAG_NAME = re.compile(r"</?([A-Za-z][^\s/>]*)")
-# Anki's MathJax typesets \(…\) and \[…\] in a field's text, and never looks inside these.
-_MATHJAX_SKIPS = frozenset({"code", "pre", "annotation"})
-_MATHJAX_DELIMITER = re.compile(r"\\(?=[()\[\]])")
-#: What :func:`clean` puts between a backslash and the bracket after it in a field's text.
-#: MathJax (3, as Anki and AnkiDroid run it) finds math only within one run of text, so the
-#: empty element keeps ``\(`` as text, and the text shown and searched is unchanged.
-NO_MATH = '<span class="db-nomath"></span>'
+#: The deepest nesting of elements :func:`clean` parses (the corpus's deepest field, a
+#: formula's MathML, is 11 deep). nh3's time grows with the square of the depth: 100,000
+#: nested ``<div>`` take about two minutes, so deeper HTML is kept as text instead.
+MAX_DEPTH = 256
+_ANY_TAG = re.compile(r"<(/?)([A-Za-z][^\s/>]*)")
+_HTML_VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"})
 
 
-def _keep_delimiters_as_text(html: str) -> str:
-    parts = _TAG.split(html)
-    skipped = 0  # open <code>, <pre> and <annotation> elements
-    for i, part in enumerate(parts):
-        if i % 2:
-            name = _TAG_NAME.match(part)
-            if name and name.group(1).lower() in _MATHJAX_SKIPS:  # nh3 never writes them as <x/>
-                skipped = max(0, skipped + (-1 if part.startswith("</") else 1))
-        elif not skipped and "\\" in part:
-            parts[i] = _MATHJAX_DELIMITER.sub(lambda m: "\\" + NO_MATH, part)
-    return "".join(parts)
+def nesting_depth(html: str) -> int:
+    """Return how deep the elements of ``html`` nest, at most: every start tag but a void
+    element's (HTML's ``<br>``, ``<img>`` ...) opens one and every end tag closes one, so
+    an end tag the author left out (``<p>``, ``<li>``) counts as still open. Linear time."""
+    depth = deepest = 0
+    for match in _ANY_TAG.finditer(html):
+        if match.group(1):
+            depth = max(0, depth - 1)
+        elif match.group(2).lower() not in _HTML_VOID:
+            depth += 1
+            deepest = max(deepest, depth)
+    return deepest
+
+
+def _too_deep(html: str) -> bool:
+    return html.count("<") > MAX_DEPTH and nesting_depth(html) > MAX_DEPTH
 
 
 def clean(html: str) -> str:
     """Return ``html`` with everything outside the allowlist removed (a script and its text,
-    an ``on...`` attribute, a ``javascript:`` URL, an unknown element's tags, comments), and
-    with every TeX delimiter in its text (``\\(``, ``\\)``, ``\\[``, ``\\]`` outside
-    ``<code>``, ``<pre>`` and ``<annotation>``) kept from Anki's MathJax by :data:`NO_MATH`:
-    MathJax would otherwise typeset it, and its ``\\href{javascript:…}`` makes a live link.
+    an ``on...`` attribute, a ``javascript:`` URL, an unknown element's tags, comments,
+    MathJax's ``mathjax_process`` class and its kin), and with every TeX delimiter in its
+    text (``\\(``, ``\\)``, ``\\[``, ``\\]`` outside ``<code>``, ``<pre>`` and
+    ``<annotation>``) kept from Anki's MathJax by :data:`NO_MATH` (:data:`NO_MATH_IN_MATHML`
+    within MathML): MathJax would otherwise typeset it, and its ``\\href{javascript:…}``
+    makes a live link. HTML nested deeper than :data:`MAX_DEPTH` (:func:`nesting_depth`) is
+    kept as text, escaped; a lone surrogate (which UTF-8 cannot hold) becomes U+FFFD.
 
     The result is a fixed point: ``clean(clean(x)) == clean(x)``. Raises nothing.
     """
-    out = _CLEANER.clean(html)
+    html = _SURROGATE.sub("\ufffd", html)
+    out = escape(html, quote=False) if _too_deep(html) else _CLEANER.clean(html)
     return _keep_delimiters_as_text(out) if "\\" in out else out
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def is_clean(html: str) -> bool:
@@ -153,6 +218,8 @@ def first_removed(html: str) -> tuple[str, str] | None:
     scheme) and ``message`` says what it is and what to write instead. ``None`` if nothing
     would be removed but comments (which Anki never shows).
     """
+    if _too_deep(html):
+        return "<", f"HTML nested deeper than {MAX_DEPTH} elements is not HTML a card may hold"
     kept = collections.Counter(_StartTags(clean(html)).items)
     for item in _StartTags(html).items:
         if kept[item] > 0:
@@ -168,5 +235,8 @@ def first_removed(html: str) -> tuple[str, str] | None:
             scheme = re.match(r"\s*([A-Za-z][A-Za-z0-9+.-]*):", value)
             shown = scheme.group(1) + ":" if scheme else value
             return shown, f"a link in a card may use only {', '.join(s + ':' for s in sorted(URL_SCHEMES))} or a media file, not '{shown}'"
+        if name == "class":
+            mathjax = next(c for c in value.split() if _MATHJAX_CLASS.match(c))
+            return mathjax, f"the class '{mathjax}' is MathJax's own (it tells Anki's MathJax where to read TeX): a card may not set it"
         return name, f"the attribute '{name}' of <{tag}> is not allowed in a card: Anki runs a card's event handlers and scripts each time it is shown"
     return None

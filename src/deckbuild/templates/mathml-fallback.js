@@ -14,6 +14,14 @@
     window.deckbuildMathML = Math.abs(box.width - 77) < 2 && Math.abs(box.height - 23) < 2;
     return window.deckbuildMathML;
   }
+  // No formula of a card is a link: should TeX past the check above still make one (a
+  // package's macros can), its target goes once MathJax has typeset it.
+  function unlink(spans) {
+    for (var i = 0; i < spans.length; i++) {
+      var linked = spans[i].querySelectorAll("[href]");
+      for (var j = 0; j < linked.length; j++) linked[j].removeAttribute("href");
+    }
+  }
   function fallBack() {
     if (mathmlWorks()) return;
     var replaced = [];
@@ -36,7 +44,7 @@
       replaced.push(span);
     }
     if (replaced.length && window.MathJax && window.MathJax.typesetPromise) {
-      window.MathJax.typesetPromise(replaced).catch(function () {});
+      window.MathJax.typesetPromise(replaced).then(function () { unlink(replaced); }).catch(function () {});
     }
   }
   if (document.body) fallBack(); else document.addEventListener("DOMContentLoaded", fallBack);
