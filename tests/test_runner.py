@@ -433,10 +433,61 @@ def test_worker_error_for_interpreter_that_dies(tmp_path):
 
 
 def test_bad_arguments(light):
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="^code must be str, not bytes$"):
         light.run(b"print(1)")
-    with pytest.raises(ValueError):
-        light.run("print(1)", timeout=0)
+    for timeout in (0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="^timeout must be positive$"):
+            light.run("print(1)", timeout=timeout)
+    assert light.run("print(1)", timeout=0.75).stdout == "1\n"  # under a second is a timeout too
+
+
+def _dies_on_request(monkeypatch, times: int) -> list:
+    """Make the next ``times`` run requests reach a worker that dies before it reads them:
+    the real worker is stopped, sent the request (the pipe takes it) and killed. Returns the
+    ids of every request sent, in order."""
+    sent = []
+    send = runner._Process.send
+
+    def stop_send_kill(process, obj):
+        if obj["op"] != "run":
+            return send(process, obj)
+        sent.append(obj["id"])
+        if len(sent) > times:
+            return send(process, obj)
+        os.kill(process.pid, signal.SIGSTOP)
+        send(process, obj)
+        os.kill(process.pid, signal.SIGKILL)
+        assert wait_dead(process.pid)
+
+    monkeypatch.setattr(runner._Process, "send", stop_send_kill)
+    return sent
+
+
+def test_a_worker_that_dies_before_it_starts_the_snippet_is_replaced_and_the_snippet_runs_once(light, tmp_path, monkeypatch):
+    runs = tmp_path / "runs"
+    sent = _dies_on_request(monkeypatch, times=1)
+    r = light.run(f"open({str(runs)!r}, 'a').write('ran\\n'); print('once')")
+    assert (r.stdout, r.error, r.timed_out) == ("once\n", None, False)
+    assert runs.read_text() == "ran\n" and len(sent) == 2 and sent[0] != sent[1]
+
+
+def test_a_worker_that_dies_twice_before_it_starts_the_snippet_is_an_error(light, monkeypatch):
+    sent = _dies_on_request(monkeypatch, times=2)
+    with pytest.raises(WorkerError, match="^the worker died twice before it could start the snippet$"):
+        light.run("print('never')")
+    assert len(sent) == 2
+    assert light.run("print('later')").stdout == "later\n"  # and the next run starts afresh
+
+
+def test_a_worker_that_cannot_take_the_request_is_replaced_once_then_an_error(light, monkeypatch):
+    started = []
+    init = runner._Process.__init__
+    monkeypatch.setattr(runner._Process, "__init__", lambda self, *a: (started.append(1), init(self, *a))[1])
+    send = runner._Process.send
+    monkeypatch.setattr(runner._Process, "send", lambda self, obj: send(self, obj) if obj["op"] != "run" else (_ for _ in ()).throw(BrokenPipeError()))
+    with pytest.raises(WorkerError, match="^worker died before it could run the snippet$"):
+        light.run("print('never')")
+    assert len(started) == 2 and light.pid is None
 
 
 # ---------------------------------------------------------------- find_python
