@@ -212,6 +212,15 @@ class _StartTags(HTMLParser):
     handle_startendtag = handle_starttag
 
 
+# Where HTML5 (and so nh3) ends a comment and Python's HTMLParser does not: at once in
+# ``<!-->`` and ``<!--->``, and at ``--!>``. Spelt as ``-->`` they end it in both.
+_COMMENT_ENDS = re.compile(r"<!--(->|>)|--!>")
+
+
+def _html5_comment_end(match: re.Match) -> str:
+    return "<!---->" if match.group(0).startswith("<") else "-->"
+
+
 def first_removed(html: str) -> tuple[str, str] | None:
     """Return what :func:`clean` would remove first from ``html``, as ``(needle, message)``:
     ``needle`` is text to look for in the card's source (``"<script"``, ``"onerror"``, a URL
@@ -221,7 +230,7 @@ def first_removed(html: str) -> tuple[str, str] | None:
     if _too_deep(html):
         return "<", f"HTML nested deeper than {MAX_DEPTH} elements is not HTML a card may hold"
     kept = collections.Counter(_StartTags(clean(html)).items)
-    for item in _StartTags(html).items:
+    for item in _StartTags(_COMMENT_ENDS.sub(_html5_comment_end, html)).items:
         if kept[item] > 0:
             kept[item] -= 1
             continue
