@@ -165,3 +165,18 @@ def test_what_clean_changes_besides_the_allowlist(html, expected):
     returns instead of raising on text UTF-8 cannot hold."""
     assert sanitize.clean(html) == expected
     assert sanitize.is_clean(expected)
+
+
+LINK = "a link in a card may use only http:, https:, mailto: or a media file, not '{}'"
+
+
+@pytest.mark.parametrize("html, needle", [
+    ('<a href="JavaScript:alert(1)">x</a>', "JavaScript:"),
+    ('<a href="java&#9;script:alert(1)">x</a>', "javascript:"),  # a browser drops the tab
+    ('<img src="javascript:alert(1)">', "javascript:"),
+    ('<img src="vbscript:x" alt="y">', "vbscript:"),
+    ('<a href="data:text/html,x">x</a>', "data:"),
+], ids=["upper-case", "tab-in-scheme", "img-src", "other-scheme", "data"])
+def test_a_refused_link_is_named_by_its_scheme_as_a_browser_reads_it(html, needle):
+    assert sanitize.first_removed(html) == (needle, LINK.format(needle))
+    assert "script" not in sanitize.clean(html) and "data:" not in sanitize.clean(html)

@@ -241,7 +241,8 @@ def first_removed(html: str) -> tuple[str, str] | None:
             allowed = ", ".join(sorted(STYLE_PROPERTIES))
             return value, f"a card's style attribute may set only {allowed}, not '{value}'"
         if name in ("href", "src"):
-            scheme = re.match(r"\s*([A-Za-z][A-Za-z0-9+.-]*):", value)
+            # a URL's scheme as browsers read it: tabs and newlines within it are dropped (WHATWG URL)
+            scheme = re.match(r"\s*([A-Za-z][A-Za-z0-9+.-]*):", re.sub(r"[\t\n\r]", "", value))
             shown = scheme.group(1) + ":" if scheme else value
             return shown, f"a link in a card may use only {', '.join(s + ':' for s in sorted(URL_SCHEMES))} or a media file, not '{shown}'"
         if name == "class":
