@@ -329,6 +329,19 @@ def test_crash_segfault_recovers(light):
     assert light.run("print('alive')").stdout == "alive\n"
 
 
+def test_a_frame_past_the_limit_is_a_protocol_error_that_ends_the_worker(light):
+    # The limit (what a worker may send in one frame) is far above what a run can make; here
+    # it is lowered on the live worker, which then breaks it as a broken worker would.
+    light.start()
+    pid = light.pid
+    light._process.frame_limit = 300
+    r = light.run("import time\nprint('small', flush=True)\ntime.sleep(0.3)\nprint('x' * 1000)")
+    assert r.error.startswith("WorkerCrash: protocol error (frame of ") and r.timed_out is False
+    assert r.error.splitlines()[0].endswith(" bytes exceeds the limit); worker killed while running the snippet")
+    assert r.stdout == "small\n" and 0.3 <= r.seconds < 20
+    assert wait_dead(pid) and light.run("print('fresh')").stdout == "fresh\n" and light.pid != pid
+
+
 def test_worker_killed_between_runs_is_replaced(light):
     light.run("print(1)")
     pid = light.pid
@@ -748,6 +761,7 @@ def test_a_snippet_ends_when_its_worker_is_killed_mid_run(tmp_path):
         thread.join(20)
         assert results and results[0].error.splitlines()[0] == "WorkerCrash: the worker process was killed by signal 9 (SIGKILL) while running the snippet"
         assert results[0].timed_out is False and results[0].python == w.python_version
+        assert 0 < results[0].seconds < 20  # the run's own time, killed or not
         assert wait_dead(snippet), "the snippet outlived its worker"
         assert wait_dead(child), "a process the snippet started outlived its worker"
 
