@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import os
+import re
 import signal
 import sys
 import threading
@@ -429,20 +431,60 @@ def test_snippets_run_with_the_documented_fixed_environment_whatever_it_was(monk
     assert first[1] == "['1', '1', '1', '1', '1', 'agg']"
 
 
-def test_worker_error_for_missing_interpreter(tmp_path):
-    with pytest.raises(WorkerError):
-        Worker(str(tmp_path / "no-such-python")).run("print(1)")
-    with pytest.raises(WorkerError):
+def test_worker_error_for_missing_interpreter(tmp_path, monkeypatch):
+    missing = str(tmp_path / "no-such-python")
+    with pytest.raises(WorkerError, match=f"^Python interpreter not found: {re.escape(repr(missing))}$"):
+        Worker(missing).run("print(1)")
+    with pytest.raises(WorkerError, match="^Python interpreter not found: 'no-such-python-xyz-123'$"):
         Worker("no-such-python-xyz-123").start()
+    monkeypatch.setattr(runner, "WORKER_FILE", str(tmp_path / "_worker.py"))
+    with pytest.raises(WorkerError, match=f"^worker script missing: {re.escape(str(tmp_path / '_worker.py'))}$"):
+        Worker(PYTHON).start()
 
 
 @pytest.mark.skipif(os.name != "posix", reason="shell-script interpreter")
 def test_worker_error_for_interpreter_that_dies(tmp_path):
-    not_python = tmp_path / "fake-python"
-    not_python.write_text("#!/bin/sh\necho nope >&2\nexit 3\n")
-    not_python.chmod(0o755)
-    with pytest.raises(WorkerError, match="nope"):
+    # what it wrote to stderr, its last 2,000 characters, ends the message
+    not_python = shell_script(tmp_path / "fake-python", "printf 'x%.0s' $(seq 2100) >&2\necho nope >&2\nexit 3")
+    with pytest.raises(WorkerError) as raised:
         Worker(str(not_python)).run("print(1)")
+    head, tail = str(raised.value).split("\n", 1)
+    assert head == f"worker {str(not_python)!r} died at start (exit code 3):"
+    assert tail == ("x" * 2100 + "nope")[-2000:]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="shell-script interpreter")
+def test_an_interpreter_that_never_says_it_is_ready_is_an_error_and_is_ended(tmp_path):
+    pid_file = tmp_path / "pid"
+    hangs = shell_script(tmp_path / "hangs", f"echo $$ > {pid_file}\nexec sleep 60")
+    w = Worker(str(hangs), start_timeout=1.5)
+    with pytest.raises(WorkerError, match=f"^worker {re.escape(repr(str(hangs)))} did not start within 1.5 s$"):
+        w.start()
+    assert wait_dead(int(pid_file.read_text())) and w.pid is None
+
+
+@pytest.mark.skipif(os.name != "posix", reason="shell-script interpreter")
+def test_an_interrupt_while_the_worker_starts_ends_it_and_leaves_no_folder(tmp_path, monkeypatch, ctrl_c):
+    monkeypatch.setattr(runner.tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    pid_file = tmp_path / "pid"
+    hangs = shell_script(tmp_path / "hangs", f"echo $$ > {pid_file}\nexec sleep 60")
+    timer = threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        Worker(str(hangs), start_timeout=30).start()
+    timer.join()
+    assert wait_dead(int(pid_file.read_text()))
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_a_worker_dropped_without_close_is_ended():
+    w = Worker(PYTHON, preload=())
+    w.start()
+    pid = w.pid
+    del w
+    gc.collect()
+    assert wait_dead(pid)
 
 
 def test_bad_arguments(light):
