@@ -808,6 +808,46 @@ def test_a_snippet_ends_when_its_worker_is_killed_mid_run(tmp_path):
         assert wait_dead(child), "a process the snippet started outlived its worker"
 
 
+def _end_mid_run(tmp_path, end, snippet_head: str = "") -> RunResult:
+    """Run a snippet that spins forever and call ``end(worker)`` once it runs; the result."""
+    pid_file = tmp_path / "pid"
+    with Worker(PYTHON, preload=()) as w:
+        results = []
+        thread = threading.Thread(target=lambda: results.append(w.run(snippet_head + _spin(pid_file), timeout=60)))
+        thread.start()
+        snippet = _snippet_pid(pid_file)
+        end(w)
+        thread.join(30)
+        assert results and wait_dead(snippet)
+        return results[0]
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")
+def test_a_worker_that_exits_mid_run_is_a_crash_with_its_code_and_its_stderr(tmp_path):
+    # the end of its input makes the worker end the snippet and exit with code 0; what it
+    # wrote to its stderr during the run, its last 2,000 characters, ends the report
+    stray = "y" * 2500 + "END"
+    head = f"import os, time\nwith open(f'/proc/{{os.getppid()}}/fd/2', 'w') as f:\n    f.write({stray!r})\ntime.sleep(0.3)\n"
+    r = _end_mid_run(tmp_path, lambda w: w._process.proc.stdin.close(), head)
+    assert r.error == "WorkerCrash: the worker process exited with code 0 while running the snippet\n" + stray[-2000:] + "\n"
+    assert r.timed_out is False and 0.3 <= r.seconds < 30
+
+
+def test_a_worker_whose_protocol_ends_while_it_lives_is_a_crash_and_is_killed(tmp_path):
+    # as if the worker closed its end of the protocol: the runner's reader reports the end
+    pids = []
+    r = _end_mid_run(tmp_path, lambda w: (pids.append(w.pid), w._process.frames.put(None)))
+    assert r.error == "WorkerCrash: the worker closed its protocol channel; worker killed while running the snippet\n"
+    assert wait_dead(pids[0])
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGRTMIN"), reason="real-time signals")
+def test_a_worker_killed_by_a_signal_without_a_name_is_reported_by_its_number(tmp_path):
+    number = signal.SIGRTMIN + 1  # Python names SIGRTMIN and SIGRTMAX only
+    r = _end_mid_run(tmp_path, lambda w: os.kill(w.pid, number))
+    assert r.error == f"WorkerCrash: the worker process was killed by signal {number} while running the snippet\n"
+
+
 @pytest.fixture
 def ctrl_c():
     """Python's own Ctrl-C handler, even where the suite started with SIGINT ignored (as a
