@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -240,3 +241,83 @@ def test_a_deck_is_trusted_only_when_the_box_is_ticked_and_run_clicked(confirm_d
         assert gui.confirm("print(1)\n", here, conf) is True
     seen = _answer_the_dialog(tick=False, button="cancel")
     assert gui.confirm("print(1)\n", other, conf) is False and seen == ["deckbuild-confirm"]  # another deck still asks
+
+
+CODE_DECK = """
+    deck: Shared
+    type: code
+    cards:
+      - id: c1
+        q: What does it print?
+        code: |
+          print("from the card")
+    """
+
+
+def test_start_runs_the_shown_code_only_after_run_and_names_the_cards_home_deck(confirm_dialog, collection, project, tmp_path, monkeypatch):
+    # gui.start on a real card of a real collection, moved into a filtered deck: the dialog
+    # names the card's own deck and note, Cancel runs nothing, Run runs the code the card
+    # showed, and the trust a tick stores is for the home deck, never the filtered one
+    # (which holds whatever a search pulls in).
+    from aqt.qt import QApplication, Qt, QTimer, QWidget
+    from PyQt6.QtTest import QTest
+
+    from tests.conftest import import_package, run_cli
+
+    assert run_cli("build", project({"shared.yaml": CODE_DECK}), "--out", tmp_path / "dist", "--quiet", "--no-run") == 0
+    import_package(collection, tmp_path / "dist" / "shared.apkg")
+    home = collection.decks.id_for_name("Shared")
+    filtered = collection.decks.new_filtered("Pulled in")
+    deck = collection.decks.get(filtered)
+    deck["terms"] = [["deck:Shared", 100, 0]]
+    collection.decks.save(deck)
+    collection.sched.rebuild_filtered_deck(filtered)
+    (cid,) = collection.find_cards("")
+    card = collection.get_card(cid)
+    assert (card.did, card.odid) == (filtered, home)
+    window = QWidget()
+    window.col = collection
+    asked = []  # the add-on's config, with a mistake whose notice each run shows
+    window.addonManager = types.SimpleNamespace(getConfig=lambda name: asked.append(name) or {"timeout_seconds": "soon"})
+    monkeypatch.setattr(gui, "mw", window)
+    ran, shown = [], []
+    monkeypatch.setattr(gui, "run_in_background", lambda code, conf, on_done, parent: ran.append(code))
+    monkeypatch.setattr(gui, "_show", lambda web, card_id, html: shown.append((card_id, html)))
+    gui.on_card_will_show(card.question(), card, "reviewQuestion")
+
+    def answer(tick: bool, button: str, seen: list) -> None:
+        dialog = QApplication.activeModalWidget()
+        if dialog is None:
+            QTimer.singleShot(10, lambda: answer(tick, button, seen))
+            return
+        seen.append(dialog.label.text())
+        dialog.trust_check.setChecked(tick)
+        QTest.mouseClick(getattr(dialog, f"{button}_button"), Qt.MouseButton.LeftButton)
+
+    seen: list[str] = []
+    QTimer.singleShot(0, lambda: answer(True, "cancel", seen))
+    gui.start(policy.RUN, card, web=object())
+    assert ran == [] and shown[-1][0] == cid and "Cancelled: nothing ran." in shown[-1][1]
+    assert "timeout_seconds" in shown[-1][1] and asked == [gui.ADDON]
+    note = card.note()
+    assert seen and seen[0].startswith(f"Run the code of note \u201cc1\u201d (note id {note.id}) from deck \u201cShared\u201d?")
+
+    QTimer.singleShot(0, lambda: answer(True, "run", seen))
+    gui.start(policy.RUN, card, web=object())
+    assert ran == ['print("from the card")\n'] and "Running" in shown[-1][1] and len(seen) == 2
+    assert "timeout_seconds" in shown[-1][1]
+    key = policy.Origin(notetype_id=note.mid, deck_id=home, deck_name="Shared", note_id=note.id, note_label="c1").trust_key
+    assert policy.trusted_keys(collection.get_config(policy.TRUST_CONFIG_KEY, None)) == {key}
+
+    pads = []  # the scratchpad opens on the same code and origin, and asks nothing
+    monkeypatch.setattr(gui, "open_scratchpad", lambda origin, code: pads.append((origin.trust_key, origin.note_label, code)))
+    gui.start(policy.SCRATCHPAD, card, web=object())
+    assert pads == [(key, "c1", 'print("from the card")\n')] and len(seen) == 2 and len(ran) == 1
+
+    note["Code"] = 'print("edited")\n'  # the note changed after the card was shown: nothing runs
+    collection.update_note(note)
+    card = collection.get_card(cid)
+    for action in (policy.RUN, policy.SCRATCHPAD):
+        gui.start(action, card, web=object())
+        assert "This note changed since the card was shown: nothing ran." in shown[-1][1]
+    assert len(ran) == 1 and len(pads) == 1 and len(seen) == 2
