@@ -66,6 +66,32 @@ def test_code_cards_get_the_code_block_and_output_box_but_no_control(kind):
     assert gui._displayed[CODE_CARD.id] == 'print("hi")\n'
 
 
+def test_the_shown_block_takes_the_colours_of_the_code_html_in_place_and_says_where_to_run(monkeypatch):
+    monkeypatch.setattr(gui, "_displayed", {})
+    styled = '<pre><span class="k">print</span>(&quot;hi&quot;)\n</pre>'
+    card = FakeCard(FakeNote(CODE_TYPE, Id="c1", Code="print(&quot;hi&quot;)\n", CodeHtml=styled))
+    for kind, where in (("reviewQuestion", "the bar below"), ("previewAnswer", "the buttons below")):
+        html = gui.on_card_will_show(f'<div class="deckbuild-code">{styled}</div>', card, kind)
+        assert '<span class="k">print</span>' in html and 'class="deckbuild-mismatch"' not in html and "deckbuild-added\"" not in html
+        assert f"Run code in {where};" in html
+
+
+def test_the_cards_remembered_are_the_last_256_shown(monkeypatch):
+    # what a gesture may run is what its card last showed; a card shown again counts as new
+    monkeypatch.setattr(gui, "_displayed", {})
+    cards = [FakeCard(FakeNote(CODE_TYPE, Id=f"c{i}", Code=f"print({i})\n", CodeHtml="")) for i in range(300)]
+    for i, card in enumerate(cards):
+        card.id = i
+    for card in cards[:256]:
+        gui.on_card_will_show("<p>q</p>", card, "reviewQuestion")
+    gui.on_card_will_show("<p>q</p>", cards[0], "reviewQuestion")  # shown again: now the newest
+    for card in cards[256:]:
+        gui.on_card_will_show("<p>q</p>", card, "reviewQuestion")
+    assert len(gui._displayed) == gui.DISPLAYED_KEPT == 256
+    assert 0 in gui._displayed and not any(i in gui._displayed for i in range(1, 45))
+    assert gui._displayed[299] == "print(299)\n"
+
+
 @pytest.mark.parametrize(
     "card, kind",
     [(QA_CARD, "reviewQuestion"), (CODE_CARD, "clayoutQuestion"), (CODE_CARD, "editorQuestion")],
