@@ -347,3 +347,52 @@ def test_start_runs_the_shown_code_only_after_run_and_names_the_cards_home_deck(
         gui.start(action, card, web=object())
         assert "This note changed since the card was shown: nothing ran." in shown[-1][1]
     assert len(ran) == 1 and len(pads) == 1 and len(seen) == 2
+
+
+class _NowOp:
+    """aqt's QueryOp as gui.run_in_background uses it, run at once on this thread: the
+    scheduling is Anki's; what the op, success and failure do is the add-on's."""
+
+    def __init__(self, parent, op, success):
+        self.op, self.success, self.fail = op, success, None
+
+    def failure(self, fail):
+        self.fail = fail
+        return self
+
+    def without_collection(self):
+        return self
+
+    def run_in_background(self):
+        try:
+            out = self.op(None)
+        except Exception as exc:  # noqa: BLE001 - QueryOp hands every error to failure
+            self.fail(exc)
+            return
+        self.success(out)
+
+
+def test_a_run_shows_its_result_or_says_why_it_could_not_run(monkeypatch, tmp_path):
+    import html
+
+    from addon import core
+    from addon.session import Session
+    from deckbuild import runner  # what build.py vendors into the add-on
+
+    monkeypatch.setattr(gui, "QueryOp", _NowOp)
+    monkeypatch.setattr(gui, "_session", Session(runner.Worker, find_python=lambda: None))
+    done: list[str] = []
+    try:
+        conf, _ = policy.check_config({"python": sys.executable})
+        gui.run_in_background("print(6 * 7)", conf, done.append, parent=None)
+        assert ">42\n<" in done[-1] and html.escape(sys.executable) in done[-1]
+        conf, _ = policy.check_config({})  # no python set and none found
+        gui.run_in_background("print(1)", conf, done.append, parent=None)
+        assert done[-1] == f'<div class="deckbuild-error">{html.escape(core.NO_PYTHON_TEXT)}</div>'
+        missing = str(tmp_path / "no-python")
+        conf, _ = policy.check_config({"python": missing})
+        gui.run_in_background("print(1)", conf, done.append, parent=None)
+        assert f"Could not run the snippet with {missing}: " in html.unescape(done[-1])
+        assert "Check \"python\" in the add-on's config." in html.unescape(done[-1])
+    finally:
+        gui._session.shutdown()
