@@ -94,7 +94,9 @@ def test_the_cards_remembered_are_the_last_256_shown(monkeypatch):
 
 @pytest.mark.parametrize(
     "card, kind",
-    [(QA_CARD, "reviewQuestion"), (CODE_CARD, "clayoutQuestion"), (CODE_CARD, "editorQuestion")],
+    [(QA_CARD, "reviewQuestion"), (CODE_CARD, "clayoutQuestion"), (CODE_CARD, "editorQuestion"),
+     # a note type of someone else's with a Code field of its own is not a code card
+     (FakeCard(FakeNote({"id": 5, "name": "Programming", "flds": [{"name": "Code"}]}, Code="rm -rf ~")), "reviewQuestion")],
 )
 def test_other_cards_and_screens_are_left_alone(card, kind):
     assert gui.on_card_will_show("<p>card</p>", card, kind) == "<p>card</p>"
