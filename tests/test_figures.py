@@ -135,6 +135,19 @@ def test_too_many_or_too_large_figures_are_one_clean_error(project, tmp_path, co
     assert not (tmp_path / "dist").exists()
 
 
+def test_the_figure_limits_a_worker_is_given_are_the_ones_its_snippets_meet():
+    draw = "import matplotlib.pyplot as plt\n"
+    with Worker(preload=(), max_figures=1, max_figure_side=300, max_figure_bytes=3000) as worker:
+        two = worker.run(draw + "plt.figure(); plt.figure()\n")
+        wide = worker.run(draw + "plt.figure(figsize=(4, 2), dpi=100)\n")
+        heavy = worker.run(draw + "plt.figure(figsize=(2, 2), dpi=100); plt.plot(range(50), range(50))\n")
+        fits = worker.run(draw + "plt.figure(figsize=(2, 2), dpi=100)\n")
+    assert two.error_types[0] == "FigureError" and "a code card keeps at most 1 figures" in two.error
+    assert "figure 1 is 400 x 200 px; at most 300 px a side are kept" in wide.error
+    assert "the figures take more than 3000 bytes" in heavy.error
+    assert fits.error is None and len(fits.figures) == 1
+
+
 def test_the_worker_closes_figures_and_resets_the_style_between_snippets():
     with Worker() as worker:
         first = worker.run("import matplotlib.pyplot as plt, matplotlib as mpl\nplt.figure(); plt.plot([1, 2])\nmpl.rcParams['lines.linewidth'] = 9\n")

@@ -692,7 +692,7 @@ class Worker:
                     raise queue.Empty
                 msg = process.frames.get(timeout=remaining)
             except queue.Empty:
-                return self._timed_out(process, run_id, out, time.monotonic() - started)
+                return self._timed_out(out, time.monotonic() - started)
             if msg is None and not acknowledged:
                 self._discard()
                 return None
@@ -763,16 +763,6 @@ class Worker:
                     raise WorkerError("worker died before it could run the snippet")
         raise AssertionError("unreachable")
 
-    def _drain(self, process: _Process, run_id: int, out: dict) -> None:
-        """Collect output frames still queued from a dead worker."""
-        while True:
-            try:
-                msg = process.frames.get_nowait()
-            except queue.Empty:
-                return
-            if isinstance(msg, dict) and msg.get("op") == "out" and msg.get("id") == run_id:
-                _take_output(msg, out)
-
     def _result(self, out: dict, *, error: Optional[str], timed_out: bool,
                 seconds: float) -> RunResult:
         return RunResult(
@@ -782,17 +772,16 @@ class Worker:
             seconds=seconds, python=self._hello.get("python", ""),
             torch=self._hello.get("torch"))
 
-    def _timed_out(self, process: _Process, run_id: int, out: dict,
-                   seconds: float) -> RunResult:
+    def _timed_out(self, out: dict, seconds: float) -> RunResult:
+        # the worker sent nothing past its deadline (it ends a snippet at the timeout
+        # itself), so every frame it sent was taken; one still in the pipe is lost
         self._discard()
-        self._drain(process, run_id, out)
         return self._result(out, error=None, timed_out=True, seconds=seconds)
 
     def _crashed(self, process: _Process, out: dict, msg: Optional[dict], stderr_mark: int,
                  seconds: float) -> RunResult:
         exited = process.wait_exit(2.0)  # let it finish dying, without reaping
-        rc = self._discard()
-        self._drain(process, self._run_id, out)
+        rc = self._discard()  # the reader had queued every frame before the end it reported
         if msg is not None:
             error = f"WorkerCrash: protocol error ({msg.get('message')}); worker killed"
         elif not exited:
