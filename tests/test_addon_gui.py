@@ -76,6 +76,13 @@ def test_the_shown_block_takes_the_colours_of_the_code_html_in_place_and_says_wh
         assert f"Run code in {where};" in html
 
 
+def test_a_code_note_without_a_code_html_field_gets_its_block_added(monkeypatch):
+    monkeypatch.setattr(gui, "_displayed", {})
+    card = FakeCard(FakeNote(CODE_TYPE, Id="c1", Code="print(1)\n"))
+    html = gui.on_card_will_show("<p>q</p>", card, "reviewQuestion")
+    assert html.startswith('<p>q</p><div class="deckbuild-code deckbuild-added">') and gui._displayed[card.id] == "print(1)\n"
+
+
 def test_the_cards_remembered_are_the_last_256_shown(monkeypatch):
     # what a gesture may run is what its card last showed; a card shown again counts as new
     monkeypatch.setattr(gui, "_displayed", {})
@@ -160,7 +167,25 @@ def test_a_note_changed_since_display_runs_nothing(monkeypatch, displayed):
     web = FakeWeb()
     gui.start("run", CODE_CARD, web)
     [js] = web.js
-    assert "nothing ran" in js and 'data-card=\\"99\\"' in js
+    from addon import core
+
+    changed = core.message_html("This note changed since the card was shown: nothing ran. Show the card again to run it.", "error")
+    assert js == core.show_output_js(99, changed) and 'class="deckbuild-error"' in changed
+    gui.start("run", CODE_CARD, None)  # a previewer closed meanwhile: nothing, and no error
+    assert web.js == [js]
+
+
+def test_the_dialog_names_a_note_by_its_id_field_or_else_by_its_note_id(monkeypatch):
+    decks = types.SimpleNamespace(name=lambda deck_id: {5: "Home", 6: "Filtered"}[deck_id])
+    monkeypatch.setattr(gui, "mw", types.SimpleNamespace(col=types.SimpleNamespace(decks=decks)))
+    for fields, label in (({"Id": "c1"}, "c1"), ({"Id": ""}, "7"), ({}, "7")):
+        note = FakeNote(CODE_TYPE, Code="x", **fields)
+        note.mid = 1738400004
+        card = FakeCard(note)
+        card.did, card.odid = 6, 5
+        assert gui._origin(card, note) == policy.Origin(notetype_id=1738400004, deck_id=5, deck_name="Home", note_id=7, note_label=label)
+        card.odid = 0  # not in a filtered deck
+        assert gui._origin(card, note).deck_name == "Filtered"
 
 
 # --- the confirmation dialog, a real Qt dialog (offscreen) ---------------------------------
