@@ -331,11 +331,14 @@ def test_start_runs_the_shown_code_only_after_run_and_names_the_cards_home_deck(
     window = QWidget()
     window.col = collection
     asked = []  # the add-on's config, with a mistake whose notice each run shows
-    window.addonManager = types.SimpleNamespace(getConfig=lambda name: asked.append(name) or {"timeout_seconds": "soon"})
+    window.addonManager = types.SimpleNamespace(getConfig=lambda name: asked.append(name) or {"timeout_seconds": "soon", "max_output_bytes": "lots"})
     monkeypatch.setattr(gui, "mw", window)
-    ran, shown = [], []
-    monkeypatch.setattr(gui, "run_in_background", lambda code, conf, on_done, parent: ran.append(code))
-    monkeypatch.setattr(gui, "_show", lambda web, card_id, html: shown.append((card_id, html)))
+    ran, shown, runs = [], [], []
+    monkeypatch.setattr(gui, "run_in_background", lambda code, conf, on_done, parent: (ran.append(code), runs.append((conf, on_done, parent))))
+    monkeypatch.setattr(gui, "_show", lambda web, card_id, html: shown.append((web, card_id, html)))
+    conf, problems = policy.check_config({"timeout_seconds": "soon", "max_output_bytes": "lots"})
+    notices = "".join(gui.core.message_html(p) for p in problems)
+    web = object()
     gui.on_card_will_show(card.question(), card, "reviewQuestion")
 
     def answer(tick: bool, button: str, seen: list) -> None:
@@ -343,36 +346,41 @@ def test_start_runs_the_shown_code_only_after_run_and_names_the_cards_home_deck(
         if dialog is None:
             QTimer.singleShot(10, lambda: answer(tick, button, seen))
             return
-        seen.append(dialog.label.text())
+        seen.append(dialog.label.text() + "\n" + dialog.code_view.toPlainText())
         dialog.trust_check.setChecked(tick)
         QTest.mouseClick(getattr(dialog, f"{button}_button"), Qt.MouseButton.LeftButton)
 
     seen: list[str] = []
     QTimer.singleShot(0, lambda: answer(True, "cancel", seen))
-    gui.start(policy.RUN, card, web=object())
-    assert ran == [] and shown[-1][0] == cid and "Cancelled: nothing ran." in shown[-1][1]
-    assert "timeout_seconds" in shown[-1][1] and asked == [gui.ADDON]
+    gui.start(policy.RUN, card, web)
+    assert ran == [] and shown[-1] == (web, cid, notices + gui.core.message_html("Cancelled: nothing ran.", "meta"))
+    assert len(problems) == 2 and "timeout_seconds" in notices and asked == [gui.ADDON]
     note = card.note()
     assert seen and seen[0].startswith(f"Run the code of note \u201cc1\u201d (note id {note.id}) from deck \u201cShared\u201d?")
+    assert seen[0].endswith('\nprint("from the card")\n')  # the dialog shows the code that would run
 
     QTimer.singleShot(0, lambda: answer(True, "run", seen))
-    gui.start(policy.RUN, card, web=object())
-    assert ran == ['print("from the card")\n'] and "Running" in shown[-1][1] and len(seen) == 2
-    assert "timeout_seconds" in shown[-1][1]
+    gui.start(policy.RUN, card, web)
+    assert ran == ['print("from the card")\n'] and len(seen) == 2
+    assert shown[-1] == (web, cid, notices + gui.core.message_html("Running\u2026", "meta"))
+    [(run_conf, on_done, parent)] = runs
+    assert run_conf == conf and parent is window
+    on_done("<p>the output</p>")  # the result goes to the same card, after the notices
+    assert shown[-1] == (web, cid, notices + "<p>the output</p>")
     key = policy.Origin(notetype_id=note.mid, deck_id=home, deck_name="Shared", note_id=note.id, note_label="c1").trust_key
     assert policy.trusted_keys(collection.get_config(policy.TRUST_CONFIG_KEY, None)) == {key}
 
     pads = []  # the scratchpad opens on the same code and origin, and asks nothing
     monkeypatch.setattr(gui, "open_scratchpad", lambda origin, code: pads.append((origin.trust_key, origin.note_label, code)))
-    gui.start(policy.SCRATCHPAD, card, web=object())
+    gui.start(policy.SCRATCHPAD, card, web)
     assert pads == [(key, "c1", 'print("from the card")\n')] and len(seen) == 2 and len(ran) == 1
 
     note["Code"] = 'print("edited")\n'  # the note changed after the card was shown: nothing runs
     collection.update_note(note)
     card = collection.get_card(cid)
     for action in (policy.RUN, policy.SCRATCHPAD):
-        gui.start(action, card, web=object())
-        assert "This note changed since the card was shown: nothing ran." in shown[-1][1]
+        gui.start(action, card, web)
+        assert "This note changed since the card was shown: nothing ran." in shown[-1][2]
     assert len(ran) == 1 and len(pads) == 1 and len(seen) == 2
 
 
