@@ -288,6 +288,10 @@ def test_a_deck_is_trusted_only_when_the_box_is_ticked_and_run_clicked(confirm_d
     seen = _answer_the_dialog(tick=True, button="run")
     assert gui.confirm("print(1)\n", here, conf) is True and seen == ["deckbuild-confirm"]
     assert policy.trusted_keys(collection.get_config(policy.TRUST_CONFIG_KEY, None)) == {here.trust_key}
+    third = policy.Origin(notetype_id=1738400004, deck_id=9, deck_name="Third", note_id=9, note_label="c3")
+    _answer_the_dialog(tick=True, button="run")  # trusting another deck keeps the first
+    assert gui.confirm("print(1)\n", third, conf) is True
+    assert policy.trusted_keys(collection.get_config(policy.TRUST_CONFIG_KEY, None)) == {here.trust_key, third.trust_key}
 
     with monkeypatch.context() as m:  # trusted: no dialog
         m.setattr(gui.ConfirmDialog, "exec", lambda self: pytest.fail("a trusted deck was asked again"))
@@ -347,6 +351,7 @@ def test_start_runs_the_shown_code_only_after_run_and_names_the_cards_home_deck(
             QTimer.singleShot(10, lambda: answer(tick, button, seen))
             return
         seen.append(dialog.label.text() + "\n" + dialog.code_view.toPlainText())
+        assert dialog.parent() is window  # the dialog belongs to Anki's main window
         dialog.trust_check.setChecked(tick)
         QTest.mouseClick(getattr(dialog, f"{button}_button"), Qt.MouseButton.LeftButton)
 
@@ -414,20 +419,34 @@ def test_a_run_shows_its_result_or_says_why_it_could_not_run(monkeypatch, tmp_pa
     from addon.session import Session
     from deckbuild import runner  # what build.py vendors into the add-on
 
-    monkeypatch.setattr(gui, "QueryOp", _NowOp)
-    monkeypatch.setattr(gui, "_session", Session(runner.Worker, find_python=lambda: None))
+    ops = []
+    monkeypatch.setattr(gui, "QueryOp", lambda parent, op, success: ops.append(parent) or _NowOp(parent, op, success))
+    missing = str(tmp_path / "no-python")
+    found = [None]  # what the look-up on PATH finds
+    monkeypatch.setattr(gui, "_session", Session(runner.Worker, find_python=lambda: found[0]))
     done: list[str] = []
+    window = object()
+
+    def run(code: str, config: dict) -> str:
+        conf, problems = policy.check_config(config)
+        assert problems == []
+        gui.run_in_background(code, conf, done.append, parent=window)
+        assert ops[-1] is window  # the op's window is the one given
+        return done[-1]
+
+    def could_not_run(out: str, where: str) -> None:
+        start = f'<div class="deckbuild-error">Could not run the snippet with {html.escape(where)}: '
+        end = html.escape(". Check \"python\" in the add-on's config.") + "</div>"
+        assert out.startswith(start) and out.endswith(end), out
+
     try:
-        conf, _ = policy.check_config({"python": sys.executable})
-        gui.run_in_background("print(6 * 7)", conf, done.append, parent=None)
-        assert ">42\n<" in done[-1] and html.escape(sys.executable) in done[-1]
-        conf, _ = policy.check_config({})  # no python set and none found
-        gui.run_in_background("print(1)", conf, done.append, parent=None)
-        assert done[-1] == f'<div class="deckbuild-error">{html.escape(core.NO_PYTHON_TEXT)}</div>'
-        missing = str(tmp_path / "no-python")
-        conf, _ = policy.check_config({"python": missing})
-        gui.run_in_background("print(1)", conf, done.append, parent=None)
-        assert f"Could not run the snippet with {missing}: " in html.unescape(done[-1])
-        assert "Check \"python\" in the add-on's config." in html.unescape(done[-1])
+        out = run("print(6 * 7)", {"python": sys.executable})
+        assert ">42\n<" in out and html.escape(sys.executable) in out
+        out = run("print('x' * 5000)\nwhile True:\n    pass", {"python": sys.executable, "timeout_seconds": 0.5, "max_output_bytes": 1000})
+        assert "Timed out after 0.5 s" in out and "Output truncated at 1000 bytes" in out  # the run's own settings
+        assert run("print(1)", {}) == f'<div class="deckbuild-error">{html.escape(core.NO_PYTHON_TEXT)}</div>'  # none set, none found
+        could_not_run(run("print(1)", {"python": missing}), missing)
+        found[0] = missing
+        could_not_run(run("print(1)", {}), "the interpreter found on PATH")
     finally:
         gui._session.shutdown()
