@@ -143,8 +143,9 @@ def test_a_crafted_render_or_output_cache_cannot_put_a_script_into_a_deck(projec
     ("<math><mrow>a\\)</mrow><mi>\\(</mi></math>", f"<math><mrow>a\\{sanitize.NO_MATH_IN_MATHML})</mrow><mi>\\{sanitize.NO_MATH}(</mi></math>"),
     ("<math><mi><b>\\(</b></mi></math>", f"<math><mi><b>\\{sanitize.NO_MATH}(</b></mi></math>"),
     ("<math><annotation>\\(</annotation></math><br>\\(", f"<math><annotation>\\(</annotation></math><br>\\{sanitize.NO_MATH}("),
+    ("<p><code>a<br>b</code> \\(</p>", f"<p><code>a<br>b</code> \\{sanitize.NO_MATH}(</p>"),  # a void element inside code
 ], ids=["inline", "display", "code-block", "code-span", "nested", "attribute", "other-escapes",
-        "in-mathml", "in-mathml-token", "in-html-in-mathml", "annotation-then-void"])
+        "in-mathml", "in-mathml-token", "in-html-in-mathml", "annotation-then-void", "void-in-code"])
 def test_tex_delimiters_in_a_fields_text_are_kept_from_anki_mathjax(html, expected):
     """Anki's MathJax would typeset ``\\(…\\)`` in a field's text (tests/test_mathml_fallback.py
     shows its ``\\href`` link); MathJax skips code and attributes, which stay as written."""
