@@ -160,11 +160,12 @@ def test_tex_delimiters_in_a_fields_text_are_kept_from_anki_mathjax(html, expect
     ("<b>" * (sanitize.MAX_DEPTH + 1) + "\\(", "&lt;b&gt;" * (sanitize.MAX_DEPTH + 1) + "\\" + sanitize.NO_MATH + "("),
     ("<b>" * sanitize.MAX_DEPTH + "x", "<b>" * sanitize.MAX_DEPTH + "x" + "</b>" * sanitize.MAX_DEPTH),
     ("<p>" + "<br>" * 1000 + "</p>", "<p>" + "<br>" * 1000 + "</p>"),
+    ('<b title="t">' * 300, '&lt;b title="t"&gt;' * 300),  # kept as text, its quotes as they are
     ("<i>a</i>" * 300, "<i>a</i>" * 300),  # many elements, none inside another
     ("<i>a</i>" + "<b>" * 256 + "x", "<i>a</i>" + "<b>" * 256 + "x" + "</b>" * 256),  # a closed element is no deeper
     ("<b>" * 200 + "<i></i>" + "<b>" * 57 + "\\(", "&lt;b&gt;" * 200 + "&lt;i&gt;&lt;/i&gt;" + "&lt;b&gt;" * 57 + "\\" + sanitize.NO_MATH + "("),
     ('<b class="a mathjax_process b">x</b>', '<b class="a b">x</b>'),
-], ids=["mathjax-classes", "surrogate", "too-deep-is-text", "deep-enough", "void-elements", "many-shallow", "deep-enough-after-a-sibling", "too-deep-after-a-sibling", "classes-kept-around"])
+], ids=["mathjax-classes", "surrogate", "too-deep-is-text", "deep-enough", "void-elements", "too-deep-quotes", "many-shallow", "deep-enough-after-a-sibling", "too-deep-after-a-sibling", "classes-kept-around"])
 def test_what_clean_changes_besides_the_allowlist(html, expected):
     """MathJax's classes go, a field nested past nh3's fair time is kept as text, and clean
     returns instead of raising on text UTF-8 cannot hold."""
