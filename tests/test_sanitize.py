@@ -37,12 +37,14 @@ HOSTILE = [
      "the class 'mathjax_process' is MathJax's own (it tells Anki's MathJax where to read TeX): a card may not set it"),
     ('A <!--><b onclick="x()">b</b>-->', 17,  # HTML5 (nh3, Anki) ends the comment at once
      "the attribute 'onclick' of <b> is not allowed in a card: Anki runs a card's event handlers and scripts each time it is shown"),
+    ('A <!-- x --!><b onclick="x()">b</b>-->', 23,  # and at --!>
+     "the attribute 'onclick' of <b> is not allowed in a card: Anki runs a card's event handlers and scripts each time it is shown"),
     ("x " + "<span>" * 300 + "deep" + "</span>" * 300, 9,
      f"HTML nested deeper than {sanitize.MAX_DEPTH} elements is not HTML a card may hold"),
 ]
 
 
-@pytest.mark.parametrize("answer, column, message", HOSTILE, ids=["script", "handler", "js-link", "iframe", "style", "unknown", "style-mixed", "style-url", "svg", "mathjax-class", "comment-end", "too-deep"])
+@pytest.mark.parametrize("answer, column, message", HOSTILE, ids=["script", "handler", "js-link", "iframe", "style", "unknown", "style-mixed", "style-url", "svg", "mathjax-class", "comment-end", "comment-bang-end", "too-deep"])
 def test_html_that_anki_would_run_or_hide_is_a_located_error_and_nothing_is_written(answer, column, message, project, tmp_path, capsys):
     cards = project({"deck.yaml": f"deck: D\ncards:\n  - id: one\n    q: What is shown?\n    a: |\n      {answer}\n"})
     assert run_cli("build", cards, "--out", tmp_path / "dist", "--quiet") == 1

@@ -213,12 +213,9 @@ class _StartTags(HTMLParser):
 
 
 # Where HTML5 (and so nh3) ends a comment and Python's HTMLParser does not: at once in
-# ``<!-->`` and ``<!--->``, and at ``--!>``. Spelt as ``-->`` they end it in both.
-_COMMENT_ENDS = re.compile(r"<!--(->|>)|--!>")
-
-
-def _html5_comment_end(match: re.Match) -> str:
-    return "<!---->" if match.group(0).startswith("<") else "-->"
+# ``<!-->`` and ``<!--->``, and at ``--!>``. Spelt as ``-->`` they end it in both (or, for the
+# first two, start none: their comment is empty).
+_COMMENT_ENDS = re.compile(r"<!--->|<!-->|--!>")
 
 
 def first_removed(html: str) -> tuple[str, str] | None:
@@ -230,7 +227,7 @@ def first_removed(html: str) -> tuple[str, str] | None:
     if _too_deep(html):
         return "<", f"HTML nested deeper than {MAX_DEPTH} elements is not HTML a card may hold"
     kept = collections.Counter(_StartTags(clean(html)).items)
-    for item in _StartTags(_COMMENT_ENDS.sub(_html5_comment_end, html)).items:
+    for item in _StartTags(_COMMENT_ENDS.sub("-->", html)).items:
         if kept[item] > 0:
             kept[item] -= 1
             continue
