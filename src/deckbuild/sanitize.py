@@ -73,8 +73,8 @@ URL_SCHEMES = frozenset({"http", "https", "mailto"})
 # outside quotes; the text between tags holds no ``<``.
 _TAG = re.compile(r'(<(?:[^>"]|"[^"]*")*>)')
 _TAG_NAME = re.compile(r"</?([A-Za-z][^\s/>]*)")
-# The elements nh3 writes without an end tag (HTML's void elements on the allowlist).
-_VOID = frozenset({"br", "col", "hr", "img"})
+# HTML's void elements: written without an end tag (nh3 writes only the allowlist's).
+_VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"})
 # Anki's MathJax typesets \(…\) and \[…\] in a field's text, and never looks inside these.
 _MATHJAX_SKIPS = frozenset({"code", "pre", "annotation"})
 _MATHJAX_DELIMITER = re.compile(r"\\(?=[()\[\]])")
@@ -141,7 +141,6 @@ _CLEANER = nh3.Cleaner(
 #: nested ``<div>`` take about two minutes, so deeper HTML is kept as text instead.
 MAX_DEPTH = 256
 _ANY_TAG = re.compile(r"<(/?)([A-Za-z][^\s/>]*)")
-_HTML_VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"})
 
 
 def nesting_depth(html: str) -> int:
@@ -152,7 +151,7 @@ def nesting_depth(html: str) -> int:
     for match in _ANY_TAG.finditer(html):
         if match.group(1):
             depth = max(0, depth - 1)
-        elif match.group(2).lower() not in _HTML_VOID:
+        elif match.group(2).lower() not in _VOID:
             depth += 1
             deepest = max(deepest, depth)
     return deepest
