@@ -148,6 +148,24 @@ def test_the_figure_limits_a_worker_is_given_are_the_ones_its_snippets_meet():
     assert fits.error is None and len(fits.figures) == 1
 
 
+def test_figures_close_to_the_byte_limit_come_back_whole():
+    # The default limit is 8 MiB of figure files (day and night together); the frame that
+    # carries them is base64, a third larger. Noise does not compress, so two ~3 MB PNGs.
+    code = ("import numpy as np, matplotlib.pyplot as plt\n"
+            "plt.figure(figsize=(6.5, 6.5))\n"
+            "plt.imshow(np.random.default_rng(0).random((1248, 1248, 3)), interpolation='nearest')\n"
+            "plt.axis('off')\n")
+    with Worker(preload=()) as worker:
+        result = worker.run(code, timeout=60)
+        after = worker.run("print('still here')")
+    assert result.error is None, result.error
+    (figure,) = result.figures
+    total = len(figure.day) + len(figure.night)
+    assert 5_000_000 < total <= 8 << 20, total
+    assert figure.format == "png" and figure.day.startswith(b"\x89PNG")
+    assert after.stdout == "still here\n"  # the same worker: the frame was not a protocol error
+
+
 def test_the_worker_closes_figures_and_resets_the_style_between_snippets():
     with Worker() as worker:
         first = worker.run("import matplotlib.pyplot as plt, matplotlib as mpl\nplt.figure(); plt.plot([1, 2])\nmpl.rcParams['lines.linewidth'] = 9\n")

@@ -451,6 +451,11 @@ def test_worker_error_for_interpreter_that_dies(tmp_path):
     head, tail = str(raised.value).split("\n", 1)
     assert head == f"worker {str(not_python)!r} died at start (exit code 3):"
     assert tail == ("x" * 2100 + "nope")[-2000:]
+    # a short message is kept whole, from its first character
+    short = shell_script(tmp_path / "short-python", "echo 'No module named encodings' >&2\nexit 1")
+    with pytest.raises(WorkerError) as raised:
+        Worker(str(short)).start()
+    assert str(raised.value) == f"worker {str(short)!r} died at start (exit code 1):\nNo module named encodings"
 
 
 @pytest.mark.skipif(os.name != "posix", reason="shell-script interpreter")
