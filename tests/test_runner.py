@@ -50,6 +50,14 @@ def test_result_fields_and_versions(worker):
     assert isinstance(RUNNER_VERSION, str) and RUNNER_VERSION
 
 
+def test_a_run_reports_the_time_its_snippet_took_in_seconds(light):
+    # the time the card shows: a finished run's, and one that ended in an exception
+    ran = light.run("import time\ntime.sleep(0.3)\nprint('done')")
+    failed = light.run("import time\ntime.sleep(0.3)\n1 / 0")
+    assert ran.ok and 0.3 <= ran.seconds < 20
+    assert failed.error_types[0] == "ZeroDivisionError" and 0.3 <= failed.seconds < 20
+
+
 def test_runner_is_stdlib_only():
     """runner.py and _worker.py are vendored into the Anki add-on.
 
