@@ -241,3 +241,58 @@ def test_any_error_or_interrupt_while_a_package_is_written_leaves_no_temporary_f
         assert run_cli("build", cards, "--out", out, "--quiet") == (130 if raised is KeyboardInterrupt else 1)
     assert _tree(out) == before
     assert list(tmp.iterdir()) == []
+
+
+def _all_files(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+def test_a_build_leaves_only_its_packages_and_one_kept_store(project, tmp_path):
+    # The note store is a hidden temporary database: in the cache folder when there is a
+    # cache (kept there for the next build), in the output folder with --no-cache (removed).
+    cards = project({"a.yaml": _deck_file("Only::One", "one")})
+    out, bare = tmp_path / "out", tmp_path / "bare"
+    assert run_cli("build", cards, "--out", out, "--quiet") == 0
+    assert run_cli("build", cards, "--out", bare, "--no-cache", "--quiet") == 0
+    assert _all_files(out) == _all_files(bare) == ["only-one.apkg", "only.apkg"]
+    stores = [name for name in _all_files(tmp_path / ".deckbuild-cache") if "anki2" in name]
+    assert len(stores) == 1 and stores[0].startswith("notes-") and stores[0].endswith(".anki2")
+
+
+def test_a_build_stopped_after_its_notes_are_made_keeps_an_empty_output_folder_the_user_made(project, tmp_path, monkeypatch):
+    # A stopped build removes an output folder only if it made it; one that was there stays.
+    import deckbuild.package as package
+
+    def failing(*args, **kwargs):
+        raise KeyboardInterrupt  # Ctrl-C while the first package is written
+
+    monkeypatch.setattr(package, "write_package", failing)
+    cards = project({"a.yaml": _deck_file("Only::One", "one")})
+    made, existing = tmp_path / "made", tmp_path / "existing"
+    existing.mkdir()
+    assert run_cli("build", cards, "--out", made, "--quiet") == 130
+    assert run_cli("build", cards, "--out", existing, "--no-cache", "--quiet") == 130
+    assert not made.exists() and existing.is_dir() and _all_files(existing) == []
+    assert [name for name in _all_files(tmp_path / ".deckbuild-cache") if name.endswith(".tmp")] == []
+
+
+def test_an_output_folder_that_cannot_be_made_is_named_with_the_reason(project, tmp_path, capsys):
+    cards = project({"a.yaml": _deck_file("Only::One", "one")})
+    (tmp_path / "file").write_text("not a folder")
+    out = tmp_path / "file" / "out"
+    assert run_cli("build", cards, "--out", out, "--quiet") == 1
+    assert capsys.readouterr().err.splitlines()[0] == f"error: cannot write {out}: Not a directory"
+    assert (tmp_path / "file").read_text() == "not a folder"
+
+
+def test_a_note_store_used_alone_removes_its_database_and_the_folder_it_made(tmp_path):
+    # build() also sweeps its temporary files at the end; the store's own close must do it
+    # for any other caller (NoteStore's docstring).
+    from deckbuild.notetypes import NOTE_TYPES
+    from deckbuild.package import NoteStore
+
+    out = tmp_path / "out"
+    with NoteStore(out, {spec.id: 1 for spec in NOTE_TYPES.values()}, 1_700_000_000_000) as store:
+        path = store.path
+        assert path.parent == out and path.exists()
+    assert not path.exists() and not out.exists()
