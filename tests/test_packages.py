@@ -250,8 +250,9 @@ def _all_files(folder: Path) -> list[str]:
 def test_a_build_leaves_only_its_packages_and_one_kept_store(project, tmp_path):
     # The note store is a hidden temporary database: in the cache folder when there is a
     # cache (kept there for the next build), in the output folder with --no-cache (removed).
+    # (an output folder whose parents do not exist yet is made with them)
     cards = project({"a.yaml": _deck_file("Only::One", "one")})
-    out, bare = tmp_path / "out", tmp_path / "bare"
+    out, bare = tmp_path / "out", tmp_path / "not" / "yet" / "there"
     assert run_cli("build", cards, "--out", out, "--quiet") == 0
     assert run_cli("build", cards, "--out", bare, "--no-cache", "--quiet") == 0
     assert _all_files(out) == _all_files(bare) == ["only-one.apkg", "only.apkg"]
