@@ -297,3 +297,25 @@ def test_a_note_store_used_alone_removes_its_database_and_the_folder_it_made(tmp
         path = store.path
         assert path.parent == out and path.exists()
     assert not path.exists() and not out.exists()
+
+
+def test_a_store_that_cannot_be_made_in_the_cache_folder_is_made_in_the_output_folder(project, tmp_path, monkeypatch):
+    # The cache opened, yet its folder takes no new file (full, or its quota reached): the
+    # store is made in the output folder, and moved beside the cache at the end if it can be.
+    import deckbuild.package as package
+    from deckbuild.errors import PackageError
+
+    real, refused = package._reserve, []
+
+    def reserve(target, suffix):
+        if target.parent.name == ".deckbuild-cache":
+            refused.append(target)
+            raise PackageError(f"cannot write {target}: Disk quota exceeded")
+        return real(target, suffix)
+
+    monkeypatch.setattr(package, "_reserve", reserve)
+    cards = project({"a.yaml": _deck_file("Only::One", "one")})
+    out = tmp_path / "out"
+    assert run_cli("build", cards, "--out", out, "--quiet") == 0
+    assert refused and _all_files(out) == ["only-one.apkg", "only.apkg"]
+    assert _notes_in(out / "only.apkg", tmp_path) == ["one"]

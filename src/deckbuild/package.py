@@ -269,7 +269,7 @@ class NoteStore:
         except PackageError:
             if folder is None:
                 raise
-            self.path = _reserve(out_dir / "notes", ".anki2.tmp")  # a read-only cache folder: nothing is kept
+            self.path = _reserve(out_dir / "notes", ".anki2.tmp")  # the cache folder takes no new file
         try:  # until __enter__ returns, nobody else removes the file (an interrupt may come now)
             self._db = sqlite3.connect(self.path)
             self._db.executescript("pragma journal_mode = off; pragma synchronous = off;" + APKG_SCHEMA)
