@@ -243,10 +243,6 @@ def test_any_error_or_interrupt_while_a_package_is_written_leaves_no_temporary_f
     assert list(tmp.iterdir()) == []
 
 
-def _all_files(folder: Path) -> list[str]:
-    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
-
-
 def test_a_build_leaves_only_its_packages_and_one_kept_store(project, tmp_path):
     # The note store is a hidden temporary database: in the cache folder when there is a
     # cache (kept there for the next build), in the output folder with --no-cache (removed).
@@ -255,8 +251,8 @@ def test_a_build_leaves_only_its_packages_and_one_kept_store(project, tmp_path):
     out, bare = tmp_path / "out", tmp_path / "not" / "yet" / "there"
     assert run_cli("build", cards, "--out", out, "--quiet") == 0
     assert run_cli("build", cards, "--out", bare, "--no-cache", "--quiet") == 0
-    assert _all_files(out) == _all_files(bare) == ["only-one.apkg", "only.apkg"]
-    stores = [name for name in _all_files(tmp_path / ".deckbuild-cache") if "anki2" in name]
+    assert list(_tree(out)) == list(_tree(bare)) == ["only-one.apkg", "only.apkg"]
+    stores = [name for name in _tree(tmp_path / ".deckbuild-cache") if "anki2" in name]
     assert len(stores) == 1 and stores[0].startswith("notes-") and stores[0].endswith(".anki2")
 
 
@@ -273,8 +269,8 @@ def test_a_build_stopped_after_its_notes_are_made_keeps_an_empty_output_folder_t
     existing.mkdir()
     assert run_cli("build", cards, "--out", made, "--quiet") == 130
     assert run_cli("build", cards, "--out", existing, "--no-cache", "--quiet") == 130
-    assert not made.exists() and existing.is_dir() and _all_files(existing) == []
-    assert [name for name in _all_files(tmp_path / ".deckbuild-cache") if name.endswith(".tmp")] == []
+    assert not made.exists() and existing.is_dir() and list(_tree(existing)) == []
+    assert [name for name in _tree(tmp_path / ".deckbuild-cache") if name.endswith(".tmp")] == []
 
 
 def test_an_output_folder_that_cannot_be_made_is_named_with_the_reason(project, tmp_path, capsys):
@@ -317,5 +313,5 @@ def test_a_store_that_cannot_be_made_in_the_cache_folder_is_made_in_the_output_f
     cards = project({"a.yaml": _deck_file("Only::One", "one")})
     out = tmp_path / "out"
     assert run_cli("build", cards, "--out", out, "--quiet") == 0
-    assert refused and _all_files(out) == ["only-one.apkg", "only.apkg"]
+    assert refused and list(_tree(out)) == ["only-one.apkg", "only.apkg"]
     assert _notes_in(out / "only.apkg", tmp_path) == ["one"]
